@@ -1,0 +1,283 @@
+"""``python -m bench``: run the benchmarks, print the figures, write docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench._figure import run_isolated
+from bench.result import Section, Target, text_table
+
+NAMES = ("claim", "ack", "concurrency", "ticks", "memory")
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    claims: int
+    acks: int
+    burst: int
+    burst_gpus: int
+    burst_rounds: int
+    tick_reps: int
+    tick_small_reps: int
+
+
+FULL = Sizes(claims=20, acks=200, burst=200, burst_gpus=8, burst_rounds=3, tick_reps=50,
+             tick_small_reps=5)
+QUICK = Sizes(claims=3, acks=30, burst=200, burst_gpus=8, burst_rounds=1, tick_reps=3,
+              tick_small_reps=2)
+
+
+def _log(text: str) -> None:
+    print(text, flush=True)
+
+
+def _load() -> str:
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
+
+
+def _loadavg() -> str:
+    try:
+        return " / ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def _measured(key: str, make: Any) -> Section:
+    """Run one figure; on failure a Section carrying the error. Notes the 1-minute load
+    average before and after (the machine may be shared with other work)."""
+    before = _load()
+    try:
+        section = make()
+    except Exception as exc:  # noqa: BLE001 - the other figures still run
+        return _failed(key, key, exc)
+    section.notes.append(f"load average (1 min) before / after this figure: {before} / "
+                         f"{_load()} on {os.cpu_count()} cores")
+    return section
+
+
+def _failed(key: str, title: str, exc: BaseException) -> Section:
+    traceback.print_exc()
+    return Section(key, title, method="", error=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def run_served(selected: set[str], sizes: Sizes, sections: list[Section], engine: Any) -> None:
+    """claim, ack and memory share one ``gpubot serve`` process."""
+    from bench import acks, claim_dm, memory
+    from bench.serve import BURST, launch, remove_bench_containers, standin, stop
+
+    workloads = [n for n in ("claim", "ack") if n in selected]
+    if "memory" in selected and not workloads:
+        workloads = ["claim", "ack"]  # memory "after the runs" needs runs
+    docker_client = engine.client
+    workdir = Path(tempfile.mkdtemp(prefix="gpubot-bench-serve-"))
+    slack = standin()
+    bot = None
+    try:
+        remove_bench_containers(docker_client)
+        bot = launch(slack, workdir, docker_host=engine.host, scoped=not engine.private)
+        _log(f"gpubot serve is up (pid {bot.pid}, {bot.started_s:.1f} s to connect)")
+        time.sleep(3)  # let the start-up reconcile run
+        idle = memory.sample(bot)
+        _log(f"  idle VmRSS {statistics.median(idle):.1f} MB")
+        for name in workloads:
+            _log(f"\n== {name}")
+            if name == "claim":
+                section = _measured(name, lambda: claim_dm.run(
+                    bot, docker_client, repeats=sizes.claims, workdir=workdir, log=_log))
+            else:
+                section = _measured(name, lambda: acks.run(bot, count=sizes.acks, log=_log))
+            sections.append(section)
+            if section.error:
+                _log(bot.log_text()[-3000:])
+            if bot.process.poll() is not None:
+                raise RuntimeError(f"gpubot serve died (exit {bot.process.returncode})")
+        if "memory" in selected:
+            def measure_memory() -> Section:
+                time.sleep(2)
+                after = memory.sample(bot)
+                done = " and ".join({"claim": f"the {sizes.claims + 1} claims",
+                                     "ack": f"the {sizes.acks + 2} slash commands"}[w]
+                                    for w in workloads)
+                _log(f"\n== memory: burst of {BURST} claims at once")
+                spike = memory.burst(bot, docker_client, BURST)
+                _log(f"  VmRSS {statistics.median(spike.rss):.1f} MB with {len(spike.dm_s)} "
+                     f"running, {statistics.median(spike.after_release):.1f} MB after release")
+                return memory.section(idle, after, bot.status("VmHWM") / 1024, done, spike)
+
+            sections.append(_measured("memory", measure_memory))
+        problems = slack.problems()
+        if problems:
+            sections[-1].notes.append("Slack stand-in problems: " + "; ".join(problems[:5]))
+    finally:
+        if bot is not None:
+            stop(bot, docker_client)
+        slack.stop()
+        if any(s.error for s in sections):
+            _log(f"kept the bot's folder for inspection: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _engine_version(engine: Any) -> str:
+    v = engine.client.version()
+    return (f"Engine {v.get('Version')} (API {v.get('ApiVersion')}, storage "
+            f"{engine.client.info().get('Driver')}); used: {engine.description}")
+
+
+def summary_rows(sections: list[Section]) -> list[list[str]]:
+    rows = []
+    for s in sections:
+        if s.error:
+            rows.append([s.title, "—", f"run failed: {s.error.splitlines()[0]}", "n/a"])
+        for t in s.targets:
+            rows.append([t.name, t.goal, t.measured, t.verdict])
+    return rows
+
+
+HOW_TO_RUN = """## How to run
+
+From the repository root, as root on the machine with the test Docker engine and
+PostgreSQL (`tests/infra/setup_docker.sh`, `tests/infra/build_images.sh`):
+
+    .venv/bin/python -m bench                  # everything, writes docs/benchmarks.md
+    .venv/bin/python -m bench --quick          # smoke run, small samples, prints only
+    .venv/bin/python -m bench --only claim,ack # some figures: claim ack concurrency ticks memory
+
+`--output PATH` writes the report elsewhere (partial and quick runs write none by
+default). The served-bot figures run on a private dockerd the bench starts and stops
+(`/run/gpubot-bench/docker.sock`, data root `/var/lib/gpubot-bench-docker` kept as an
+image cache): on the shared test engine other runs' bots stop gpubot containers they do
+not know (see bench/engine.py). `GPUBOT_BENCH_DOCKER_HOST` names another engine;
+`GPUBOT_BENCH_PG_URL` another PostgreSQL server (default: `GPUBOT_TEST_PG_URL` or
+`postgresql+psycopg://postgres@127.0.0.1:5432/postgres`). The exit status is 0 when
+every target is met, 2 when one is missed, 1 when a figure could not be measured."""
+
+
+def render_markdown(sections: list[Section], machine: dict[str, str], argv: list[str],
+                    wall: float, quick: bool) -> str:
+    from bench.result import Table, markdown_table
+
+    command = "python -m bench" + ("".join(f" {a}" for a in argv) if argv else "")
+    out = ["# gpubot benchmarks", "",
+           f"Generated by `{command}` in {wall / 60:.1f} minutes; rerun it to refresh this file "
+           "(every figure here is measured by that run, none is typed in)."
+           + (" **Quick smoke run: small samples.**" if quick else ""), "",
+           ("Percentiles are linear between order statistics (numpy's default); with 20 "
+           "samples, as in figure 1, p99 lies between the two largest values."), "", "## Machine", "",
+           markdown_table(Table("", ["", ""], [[k, v] for k, v in machine.items()], left=2)), "",
+           "## Targets", "",
+           markdown_table(Table("", ["figure", "target", "measured", "result"],
+                                summary_rows(sections), left=4)), ""]
+    out += [HOW_TO_RUN, ""]
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        if s.error:
+            out += ["Run failed:", "", "```", s.error, "```", ""]
+            continue
+        out += [s.method, ""]
+        for t in s.tables:
+            out += [markdown_table(t), ""]
+        out += [f"- {n}" for n in s.notes]
+        if s.notes:
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short smoke run (small samples)")
+    parser.add_argument("--only", action="append", metavar="NAME", default=[],
+                        help=f"run only these figures ({', '.join(NAMES)}); repeat or "
+                             "comma-separate")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"Markdown report (default: {DOC.relative_to(ROOT)} for a full "
+                             "run; partial and quick runs write none unless given)")
+    args = parser.parse_args(argv)
+    selected = {n.strip() for item in args.only for n in item.split(",") if n.strip()}
+    unknown = selected - set(NAMES)
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(sorted(unknown))}; choose from "
+                     f"{', '.join(NAMES)}")
+    selected = selected or set(NAMES)
+    output = args.output or (DOC if not args.quick and selected == set(NAMES) else None)
+    sizes = QUICK if args.quick else FULL
+    started = time.monotonic()
+    load_at_start = _loadavg()
+    sections: list[Section] = []
+
+    docker_version = None
+    if selected & {"claim", "ack", "memory"}:
+        from bench.engine import engine_for_bench
+        from tests.infra.docker_engine import TEST_IMAGE
+
+        _log("== gpubot serve (claim, ack, memory)")
+        try:
+            with engine_for_bench(TEST_IMAGE, log=_log) as engine:
+                _log(f"  Docker: {engine.description}")
+                docker_version = _engine_version(engine)
+                run_served(selected, sizes, sections, engine)
+        except Exception as exc:  # noqa: BLE001
+            sections.append(_failed("served", "gpubot serve", exc))
+    if "concurrency" in selected:
+        _log("\n== concurrency")
+        sections.append(_measured("concurrency", lambda: run_isolated(
+            "concurrency", claims=sizes.burst, gpus=sizes.burst_gpus,
+            rounds=sizes.burst_rounds)))
+    if "ticks" in selected:
+        _log("\n== ticks")
+        sections.append(_measured("ticks", lambda: run_isolated(
+            "ticks", reps=sizes.tick_reps, small_reps=sizes.tick_small_reps)))
+
+    order = {n: i for i, n in enumerate(NAMES)}
+    sections.sort(key=lambda s: order.get(s.key, len(NAMES)))
+    from bench import machine
+
+    info = machine.describe()
+    info["load average (1/5/15 min)"] = f"{load_at_start} at the start, {_loadavg()} at the end"
+    if docker_version:
+        info["Docker"] = docker_version
+    wall = time.monotonic() - started
+    _log("\n" + "=" * 78)
+    _log("machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()))
+    for s in sections:
+        _log(f"\n{s.title}")
+        if s.error:
+            _log(f"  RUN FAILED: {s.error}")
+        for t in s.tables:
+            _log(text_table(t))
+        for n in s.notes:
+            _log(f"  note: {n}")
+    from bench.result import Table
+
+    _log("\nTargets")
+    _log(text_table(Table("", ["figure", "target", "measured", "result"],
+                          summary_rows(sections), left=4)))
+    _log(f"\ntotal {wall / 60:.1f} min")
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(render_markdown(sections, info, argv, wall, args.quick))
+        _log(f"wrote {output}")
+    else:
+        _log("no report written (partial or quick run; use --output PATH)")
+    missed = [t for s in sections for t in s.targets if t.met is False]
+    failed = [s for s in sections if s.error]
+    return 1 if failed else (2 if missed else 0)
+
+
+__all__ = ["Target", "main"]

@@ -1,0 +1,79 @@
+"""Per-user workspace folders on the Docker host (helpers of ``bot.adapters.docker``).
+
+A workspace is ``<root>/<Slack user id>``: owned by the container user (uid/gid 1000),
+mode 0700, bind-mounted at /workspace. It outlives every container; nothing here ever
+deletes or empties one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+from bot.domain.errors import ContainerStartError
+
+WORKSPACE_UID = 1000
+WORKSPACE_GID = 1000
+WORKSPACE_MODE = 0o700
+
+_SLACK_USER_ID = re.compile(r"[A-Z0-9]{1,64}")
+_GPU_UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,127}")  # GPU-…, MIG-…, MIG-GPU-…/1/0
+
+
+def validate_user_id(user_id: str) -> str:
+    """A Slack user id ([A-Z0-9]+), also used as a folder name: anything else is refused."""
+    if not _SLACK_USER_ID.fullmatch(user_id):
+        raise ContainerStartError(
+            f"Refusing to start a container for user id {user_id!r}: "
+            "a Slack user id has only capital letters and digits."
+        )
+    return user_id
+
+
+def validate_gpu_uuids(gpu_uuids: tuple[str, ...]) -> tuple[str, ...]:
+    for uuid in gpu_uuids:
+        if not _GPU_UUID.fullmatch(uuid):
+            raise ContainerStartError(
+                f"Refusing to start a container for GPU id {uuid!r}: not a GPU UUID."
+            )
+    return gpu_uuids
+
+
+def prepare_workspace(root: Path, user_id: str) -> Path:
+    """Create ``root/user_id`` if missing and make it the container user's, mode 0700.
+
+    Only the folder itself is touched (never its content). A symlink or a non-folder in
+    its place is refused rather than followed.
+    """
+    validate_user_id(user_id)
+    try:
+        root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        path = root / user_id
+        try:
+            os.mkdir(path, WORKSPACE_MODE)
+        except FileExistsError:
+            pass
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode):
+            raise ContainerStartError(
+                f"The workspace {path} is not a plain folder (a symlink or a file is in its "
+                "place); an administrator must fix it."
+            )
+        if (info.st_uid, info.st_gid) != (WORKSPACE_UID, WORKSPACE_GID):
+            os.chown(path, WORKSPACE_UID, WORKSPACE_GID, follow_symlinks=False)
+        if stat.S_IMODE(info.st_mode) != WORKSPACE_MODE:
+            os.chmod(path, WORKSPACE_MODE)
+    except PermissionError as exc:
+        raise ContainerStartError(
+            f"Cannot prepare the workspace folder under {root}: the bot needs the right to "
+            f"create it and give it to uid {WORKSPACE_UID} (run it as root, or pre-create the "
+            f"folder owned by {WORKSPACE_UID}:{WORKSPACE_GID}, mode 0700).",
+            detail=str(exc),
+        ) from exc
+    except OSError as exc:
+        raise ContainerStartError(
+            f"Cannot prepare the workspace folder under {root}.", detail=str(exc)
+        ) from exc
+    return path

@@ -1,0 +1,328 @@
+"""``gpubot doctor``: preflight checks of everything the bot needs on this host.
+
+Every check returns a ``CheckResult`` whose ``fix`` is one line an admin can act on.
+A check that does not apply (fake GPUs, no Slack token) passes with a detail starting
+``skipped:``. Inputs are explicit (``run_checks``) or read from a settings object
+(``run_checks_for_settings``); nothing is read at import time. Docker and Slack are
+reached only through ``bot.adapters.docker_checks`` / ``bot.adapters.slack_checks``.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Collection
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bot.domain.gpus import DriverInfo
+from bot.ports import GpuInventory
+
+GIB = 1024**3
+DEFAULT_MIN_FREE_BYTES = 20 * GIB
+_IMAGE_CUDA = (re.compile(r"cuda[-_]?(\d+)\.(\d+)", re.IGNORECASE), re.compile(r"(?:^|/)cuda:(\d+)\.(\d+)"))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+DatabaseCheck = Callable[[], tuple[bool, str]]
+
+
+def run_checks(
+    *, fake_gpus: int, host: str, image: str, workspace_root: Path, bind_address: str,
+    port_range: tuple[int, int], database_check: DatabaseCheck | None = None,
+    slack_token: str | None = None, slack_api_url: str = "https://slack.com/api/",
+    docker_client_factory: Callable[[], Any] | None = None,
+    inventory_factory: Callable[[], GpuInventory] | None = None,
+    min_free_bytes: int = DEFAULT_MIN_FREE_BYTES, expected_busy_ports: Collection[int] = (),
+) -> list[CheckResult]:
+    """All checks, in a fixed order. Never raises: a crashing check is a failed one."""
+    def guard(name: str, check: Callable[[], CheckResult]) -> CheckResult:
+        try:
+            return check()
+        except Exception as exc:  # noqa: BLE001 - the doctor reports, it does not crash
+            return CheckResult(name, False, f"the check itself failed: {type(exc).__name__}: {exc}",
+                               "run `gpubot doctor` again; if it persists, report it with this line")
+
+    driver: list[DriverInfo] = []
+    results = [guard("GPUs (NVML)", lambda: _nvml(fake_gpus, host, inventory_factory, driver))]
+    client: Any = None
+    docker_error = ""
+    try:
+        from bot.adapters import docker_checks
+
+        client = (docker_client_factory or docker_checks.connect)()
+    except ImportError as exc:
+        docker_error = f"the `docker` Python package cannot be imported ({exc})"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        docker_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    facts = guard_value(lambda: docker_checks.image_facts(client, image)) if client else None
+    results.append(guard("CUDA: driver vs image", lambda: _cuda(fake_gpus, image, driver, facts)))
+    results.append(guard("Docker engine", lambda: _docker(client, docker_error)))
+    results.append(guard("Docker GPU request", lambda: _gpu_request(fake_gpus, client, image, facts)))
+    results.append(guard("Jupyter image", lambda: _image(client, image, facts)))
+    results.append(guard("Workspace root", lambda: _workspace(workspace_root, min_free_bytes)))
+    results.append(guard("Database", lambda: _database(database_check)))
+    results.append(guard("Slack token", lambda: _slack(slack_token, slack_api_url)))
+    results.append(guard("Port range", lambda: _ports(bind_address, port_range, expected_busy_ports)))
+    return results
+
+
+def run_checks_for_settings(settings: Any, **overrides: Any) -> list[CheckResult]:
+    """``run_checks`` with its inputs read from a ``bot.settings.Settings``-like object;
+    ``overrides`` (e.g. ``database_check``) are passed through."""
+    lo, hi = (int(part) for part in str(settings.port_range).split("-", 1))
+    inputs: dict[str, Any] = {
+        "fake_gpus": settings.fake_gpus, "host": settings.host_name, "image": settings.image,
+        "workspace_root": Path(settings.workspace_root), "bind_address": settings.bind_address,
+        "port_range": (lo, hi), "slack_token": settings.slack_bot_token,
+        "slack_api_url": settings.slack_api_url}
+    return run_checks(**{**inputs, **overrides})
+
+
+def guard_value(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception:  # noqa: BLE001 - the checks that need the value report the problem
+        return None
+
+
+# ------------------------------------------------------------------- checks
+def _nvml(fake_gpus: int, host: str, factory: Callable[[], GpuInventory] | None,
+          driver_out: list[DriverInfo]) -> CheckResult:
+    name = "GPUs (NVML)"
+    if fake_gpus > 0:
+        return CheckResult(name, True, f"skipped: fake GPUs configured (GPUBOT_FAKE_GPUS="
+                           f"{fake_gpus}), NVML is not used")
+    from bot.domain.errors import GpuBackendUnavailable
+
+    try:
+        inventory = factory() if factory else _nvml_inventory(host)
+    except GpuBackendUnavailable as exc:
+        return CheckResult(name, False, exc.message, "install/fix the NVIDIA driver until "
+                           "`nvidia-smi` works, or set GPUBOT_FAKE_GPUS=N on a host without GPUs")
+    try:
+        gpus, driver = inventory.list_gpus(), inventory.driver()
+    finally:
+        getattr(inventory, "close", lambda: None)()
+    driver_out.append(driver)
+    names = sorted({g.name for g in gpus})
+    summary = (f"{len(gpus)} unit(s): {', '.join(names)}; driver {driver.driver_version} "
+               f"(CUDA {driver.cuda_version})")
+    sick = [g for g in gpus if not g.healthy]
+    if not gpus:
+        return CheckResult(name, False, f"NVML lists no GPU; driver {driver.driver_version}",
+                           "check `nvidia-smi -L`; in MIG mode, create MIG instances")
+    if sick:
+        reasons = "; ".join(f"{g.index} {g.uuid}: {g.health_reason}" for g in sick)
+        return CheckResult(name, False, f"{summary}; UNHEALTHY {reasons}",
+                           "reset (`nvidia-smi -r -i N`) or service the listed GPUs; "
+                           "they are never leased meanwhile")
+    return CheckResult(name, True, summary)
+
+
+def _nvml_inventory(host: str) -> GpuInventory:
+    from bot.adapters.nvml import NvmlInventory
+
+    return NvmlInventory(host)
+
+
+def image_cuda_from_name(image: str) -> str | None:
+    """``X.Y`` from ``...-cudaX.Y-...``, ``...:cudaX.Y`` or ``nvidia/cuda:X.Y...``."""
+    for pattern in _IMAGE_CUDA:
+        match = pattern.search(image)
+        if match:
+            return f"{match[1]}.{match[2]}"
+    return None
+
+
+def _version(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")[:2]
+    return int(major), int(minor)
+
+
+def _cuda(fake_gpus: int, image: str, driver: list[DriverInfo], facts: Any) -> CheckResult:
+    name = "CUDA: driver vs image"
+    if fake_gpus > 0:
+        return CheckResult(name, True, "skipped: fake GPUs configured, containers get no GPU")
+    needed, source = (facts.cuda, facts.cuda_source) if facts and facts.cuda else (
+        image_cuda_from_name(image), "image name")
+    if not driver:
+        return CheckResult(name, False, "not checked: NVML did not answer",
+                           "fix the 'GPUs (NVML)' check first")
+    have, version = driver[0].cuda_version, driver[0].driver_version
+    if needed is None:
+        return CheckResult(name, True, f"skipped: {image} states no CUDA version (label "
+                           f"gpubot.cuda, env CUDA_VERSION or a cudaX.Y tag); driver {version} "
+                           f"supports CUDA {have}")
+    if have is None:
+        return CheckResult(name, True, f"skipped: driver {version} does not report its CUDA "
+                           f"version; image needs {needed} ({source})")
+    if _version(have) >= _version(needed):
+        return CheckResult(name, True, f"driver {version} supports CUDA {have} >= {needed} "
+                           f"needed by {image} ({source})")
+    return CheckResult(
+        name, False, f"driver {version} supports CUDA only up to {have}, but {image} needs "
+        f"{needed} ({source}): its containers will not start",
+        f"install an NVIDIA driver whose `nvidia-smi` shows CUDA Version >= {needed}, or set "
+        f"GPUBOT_IMAGE to an image built for CUDA <= {have}")
+
+
+def _docker(client: Any, error: str) -> CheckResult:
+    if client is None:
+        fix = ("install gpubot's dependencies (the `docker` Python package)"
+               if "`docker` Python package" in error else
+               "start dockerd (`systemctl start docker`) and let the bot's user use its socket "
+               "(docker group), or set DOCKER_HOST")
+        return CheckResult("Docker engine", False, f"not reachable: {error}", fix)
+    from bot.adapters import docker_checks
+
+    return CheckResult("Docker engine", True, f"dockerd {docker_checks.engine_version(client)}")
+
+
+def _gpu_request(fake_gpus: int, client: Any, image: str, facts: Any) -> CheckResult:
+    name = "Docker GPU request"
+    if fake_gpus > 0:
+        return CheckResult(name, True, "skipped: fake GPUs configured, containers get no "
+                           "GPU device request")
+    if client is None:
+        return CheckResult(name, False, "not checked: Docker is not reachable",
+                           "fix the 'Docker engine' check first")
+    if facts is None:
+        return CheckResult(name, False, f"not checked: image {image} is not present",
+                           "fix the 'Jupyter image' check first")
+    from bot.adapters import docker_checks
+
+    outcome = docker_checks.gpu_request_probe(client, image)
+    if outcome.ok:
+        return CheckResult(name, True, f"{outcome.detail} ({image}, count=1, [[gpu]])")
+    detail = f"failed at {outcome.stage}: {outcome.detail}"
+    if "could not select device driver" in outcome.detail:
+        fix = ("install the NVIDIA Container Toolkit (nvidia-container-toolkit) so dockerd finds "
+               "nvidia-container-runtime-hook, then restart dockerd")
+    elif "unsatisfied condition: cuda" in outcome.detail:
+        fix = "the driver is older than the image's CUDA: see the 'CUDA' check's fix"
+    else:
+        fix = f"run `docker run --rm --gpus 1 --entrypoint true {image}` to see the full error"
+    return CheckResult(name, False, detail, fix)
+
+
+def _image(client: Any, image: str, facts: Any) -> CheckResult:
+    if client is None:
+        return CheckResult("Jupyter image", False, "not checked: Docker is not reachable",
+                           "fix the 'Docker engine' check first")
+    if facts is None:
+        return CheckResult("Jupyter image", False, f"{image} is not present locally",
+                           f"`docker pull {image}`, or build it: `docker build -t {image} image/`")
+    return CheckResult("Jupyter image", True, f"{image} ({facts.image_id}, "
+                       f"{facts.size_bytes / GIB:.1f} GiB, CUDA {facts.cuda or 'not stated'})")
+
+
+def _workspace(root: Path, min_free: int) -> CheckResult:
+    name = "Workspace root"
+    mkdir = f"`sudo mkdir -p {root} && sudo chown $(id -u) {root}` as the bot's user"
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        return CheckResult(name, False, f"{root} {what}", mkdir)
+    try:
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".gpubot-doctor-"):
+            pass
+    except OSError as exc:
+        return CheckResult(name, False, f"{root} is not writable: {exc.strerror}", mkdir)
+    free = shutil.disk_usage(root).free
+    if free < min_free:
+        return CheckResult(name, False, f"{root}: only {free / GIB:.1f} GiB free "
+                           f"(< {min_free / GIB:.0f} GiB)", f"free disk space on {root}'s file system")
+    return CheckResult(name, True, f"{root}: writable, {free / GIB:.1f} GiB free")
+
+
+def _database(check: DatabaseCheck | None) -> CheckResult:
+    fix = "check DATABASE_URL, then run `gpubot db upgrade`"
+    if check is None:
+        return CheckResult("Database", False, "no database check was given", fix)
+    ok, detail = check()
+    return CheckResult("Database", ok, detail, "" if ok else fix)
+
+
+def _slack(token: str | None, api_url: str) -> CheckResult:
+    if not token:
+        return CheckResult("Slack token", True, "skipped: SLACK_BOT_TOKEN is not set")
+    from bot.adapters import slack_checks
+
+    ok, detail = slack_checks.auth_test(token, api_url)
+    return CheckResult("Slack token", ok, detail, "" if ok else
+                       "set SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-...) and "
+                       "SLACK_API_URL to Slack's Web API")
+
+
+def _ports(address: str, port_range: tuple[int, int], expected: Collection[int]) -> CheckResult:
+    name = "Port range"
+    lo, hi = port_range
+    busy: list[int] = []
+    for port in range(lo, hi + 1):
+        family, _, _, _, sockaddr = socket.getaddrinfo(
+            address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return CheckResult(name, False, f"{address} is not an address of this host",
+                                       "set GPUBOT_BIND_ADDRESS to one of this host's addresses")
+                if port not in expected:
+                    busy.append(port)
+    total = hi - lo + 1
+    if busy:
+        sample = ", ".join(map(str, busy[:8])) + (" ..." if len(busy) > 8 else "")
+        return CheckResult(name, False, f"{len(busy)} of {total} ports on {address} in use "
+                           f"by something else: {sample}", "stop what holds them (`ss -ltnp`) "
+                           "or move GPUBOT_PORT_RANGE")
+    return CheckResult(name, True, f"{lo}-{hi} on {address}: all {total} free")
+
+
+# ------------------------------------------------------------------- output
+def render_table(results: list[CheckResult]) -> Table:
+    """A rich table; texts are literal (an engine message like ``[[gpu]]`` is no markup)."""
+    table = Table(title="gpubot doctor")
+    table.add_column("")
+    for header in ("check", "detail", "fix"):
+        table.add_column(header, overflow="fold")
+    for r in results:
+        mark = Text("ok", style="green") if r.ok else Text("FAIL", style="bold red")
+        table.add_row(mark, Text(r.name), Text(r.detail), Text(r.fix))
+    return table
+
+
+def results_json(results: list[CheckResult]) -> str:
+    return json.dumps({"ok": all(r.ok for r in results),
+                       "checks": [asdict(r) for r in results]}, indent=2)
+
+
+def doctor_main(results: list[CheckResult], as_json: bool, console: Console | None = None) -> int:
+    """Print the results (a table, or JSON) and return the exit code: 0 only when every
+    check passed."""
+    out = console or Console()
+    if as_json:
+        out.file.write(results_json(results) + "\n")
+    else:
+        out.print(render_table(results))
+        failed = sum(not r.ok for r in results)
+        out.print("[green]all checks passed[/]" if not failed else
+                  f"[bold red]{failed} check(s) failed[/]")
+    return 0 if all(r.ok for r in results) else 1

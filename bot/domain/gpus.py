@@ -1,0 +1,36 @@
+"""What the domain knows of a GPU: plain values filled in by the inventory adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GpuProcess:
+    pid: int  # host PID
+    used_memory_bytes: int | None  # None: the driver does not report it
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One leasable unit: a whole GPU, or a MIG instance (uuid starts with ``MIG-``)."""
+
+    uuid: str
+    index: int
+    name: str
+    host: str
+    memory_total_bytes: int | None = None
+    memory_used_bytes: int | None = None
+    utilization_percent: int | None = None  # None: unknown / not supported
+    temperature_c: int | None = None
+    pci_bus_id: str | None = None
+    processes: tuple[GpuProcess, ...] = ()
+    healthy: bool = True
+    health_reason: str | None = None  # why it is unhealthy, for people
+    parent_uuid: str | None = None  # set for MIG instances
+
+
+@dataclass(frozen=True)
+class DriverInfo:
+    driver_version: str | None
+    cuda_version: str | None  # the driver's highest supported CUDA, e.g. "12.4"

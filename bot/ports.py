@@ -1,0 +1,149 @@
+"""The small interfaces the services depend on.
+
+Adapters (``bot.adapters.*``) implement them against NVML, Docker and Slack; the tests
+implement them with hand-written fakes (``tests/fakes/``) that pass the same contract
+tests. Nothing here imports a third-party library.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+from bot.domain.gpus import DriverInfo, GpuInfo, GpuProcess  # noqa: F401 (re-exported)
+
+if TYPE_CHECKING:
+    from bot.domain.lease import Lease
+
+
+# --------------------------------------------------------------------------- GPUs
+class GpuInventory(Protocol):
+    def list_gpus(self) -> list[GpuInfo]:
+        """Every leasable unit on this host, live. Never raises for one bad GPU:
+        a lost or failing GPU is returned with ``healthy=False``."""
+        ...
+
+    def driver(self) -> DriverInfo: ...
+
+
+# --------------------------------------------------------------------- containers
+class ContainerStatus(str, Enum):
+    RUNNING = "running"
+    EXITED = "exited"
+    GONE = "gone"  # no such container (Docker answered 404)
+    STARTING = "starting"  # created, not yet running
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    status: ContainerStatus
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything the runtime needs to start one lease's Jupyter container."""
+
+    lease_id: int
+    user_id: str  # Slack user id; also the workspace folder name
+    gpu_uuids: tuple[str, ...]  # empty with GPUBOT_FAKE_GPUS: no device request
+    port: int
+    password_hash: str  # jupyter_server "argon2:..." hash, never the plaintext
+
+
+@dataclass(frozen=True)
+class ContainerHandle:
+    lease_id: int
+    container_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ManagedContainer:
+    """A container carrying our labels, as found on the engine."""
+
+    lease_id: int
+    user_id: str
+    gpu_uuids: tuple[str, ...]
+    container_id: str
+    name: str
+    state: ContainerState
+
+
+ProgressCallback = Callable[[str], None]
+EventCallback = Callable[[int, ContainerState], object]  # (lease id, state after a death)
+
+
+class ContainerRuntime(Protocol):
+    """Start / stop / poll, with JupyterHub-Spawner-like semantics."""
+
+    def start(
+        self, spec: ContainerSpec, *, on_progress: ProgressCallback | None = None
+    ) -> ContainerHandle:
+        """Create and start the container. On failure nothing is left behind and
+        ``bot.domain.errors.ContainerStartError`` carries the engine's explanation.
+        Idempotent: a running container for the same lease is returned as is."""
+        ...
+
+    def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> None:
+        """Block until Jupyter answers on ``port``; raise ContainerStartError if the
+        container dies or the timeout passes."""
+        ...
+
+    def stop(self, lease_id: int) -> None:
+        """Stop gracefully, then remove the container. Never touches the workspace.
+        Idempotent: a container that is already gone is fine."""
+        ...
+
+    def poll(self, lease_id: int) -> ContainerState: ...
+
+    def list_managed(self) -> list[ManagedContainer]: ...
+
+    def watch_events(self, *, on_event: EventCallback, stop: threading.Event) -> None:
+        """Block until ``stop`` is set, calling ``on_event(lease_id, state)`` whenever one
+        of our containers dies (exit, OOM kill), so users hear of it within seconds."""
+        ...
+
+
+# ----------------------------------------------------------------------- notifier
+@dataclass(frozen=True)
+class AccessInfo:
+    url: str
+    password: str = field(repr=False)
+
+
+class Notifier(Protocol):
+    """What the services tell people. The Slack adapter renders these; the password
+    only ever travels through ``access_ready`` and ``access_resend`` (DM blocks)."""
+
+    def progress(self, lease: Lease, text: str) -> None: ...
+
+    def access_ready(self, lease: Lease, access: AccessInfo) -> None: ...
+
+    def access_resend(self, lease: Lease, access: AccessInfo) -> None: ...
+
+    def claim_failed(self, lease: Lease, reason: str) -> None: ...
+
+    def approval_requested(self, lease: Lease) -> None: ...
+
+    def approval_decided(self, lease: Lease, *, approved: bool, by: str, reason: str | None) -> None: ...
+
+    def reminder(self, lease: Lease, remaining: timedelta) -> None: ...
+
+    def expired(self, lease: Lease, workspace: str) -> None: ...
+
+    def container_died(self, lease: Lease, state: ContainerState) -> None: ...
+
+    def admin_alert(self, text: str) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC."""
+        ...

@@ -1,0 +1,85 @@
+"""APScheduler 3.x jobs that drive the lease lifecycle (expire, remind, reconcile).
+
+One ``BackgroundScheduler`` in UTC with the in-memory job store: the jobs are rebuilt at
+every start, and their state lives in the database, not in the scheduler. Each job:
+
+- has an explicit id (``expire``, ``remind``, ``reconcile``) and ``replace_existing``;
+- ``max_instances=1``: a slow run is never overlapped by the next one of the same job
+  (APScheduler skips that run and logs it); other bot processes are kept apart by the
+  row locks in ``LifecycleService``, not by the scheduler;
+- ``coalesce=True``: runs missed while the process was stalled collapse into one;
+- ``misfire_grace_time=None``: such a late run still happens (it is a catch-up sweep,
+  so running late is always better than skipping to the next interval);
+- logs and swallows its exceptions, so the next interval runs as usual (the services
+  already isolate failures per lease).
+
+``reconcile`` also runs once right away at start-up (``next_run_time=now``): after a
+crash it repairs what the previous process left behind before users notice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+log = logging.getLogger(__name__)
+JOB_IDS = ("expire", "remind", "reconcile")
+DEFAULT_RECONCILE_SECONDS = 60.0
+
+
+class Lifecycle(Protocol):
+    def expire(self) -> Any: ...
+
+    def remind(self) -> Any: ...
+
+    def reconcile(self) -> Any: ...
+
+
+def guarded(name: str, job: Callable[[], Any]) -> Callable[[], None]:
+    """``job`` that logs its outcome and never raises into the scheduler."""
+
+    def run() -> None:
+        started = time.perf_counter()
+        try:
+            result = job()
+        except Exception:
+            log.exception("scheduled job %r failed; it runs again at the next interval", name)
+            return
+        elapsed = time.perf_counter() - started
+        level = logging.INFO if result else logging.DEBUG
+        log.log(level, "job %r done in %.3fs: %s", name, elapsed, result)
+
+    run.__name__ = f"gpubot_{name}"
+    return run
+
+
+def build_scheduler(lifecycle: Lifecycle, tick_seconds: float, *,
+                    reconcile_seconds: float | None = None,
+                    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+                    ) -> BackgroundScheduler:
+    """The scheduler, not yet started: ``expire`` and ``remind`` every ``tick_seconds``,
+    ``reconcile`` every ``reconcile_seconds`` (default: a minute, or the tick if longer)
+    and once at start-up. The caller starts it and shuts it down
+    (``shutdown(wait=True)`` lets running jobs finish)."""
+    if tick_seconds <= 0:
+        raise ValueError("tick_seconds must be positive")
+    reconcile_every = reconcile_seconds or max(DEFAULT_RECONCILE_SECONDS, tick_seconds)
+    scheduler = BackgroundScheduler(
+        timezone=UTC,
+        executors={"default": ThreadPoolExecutor(max_workers=len(JOB_IDS))},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+    )
+    for job_id, every in (("expire", tick_seconds), ("remind", tick_seconds),
+                          ("reconcile", reconcile_every)):
+        extra: dict[str, Any] = {"next_run_time": now()} if job_id == "reconcile" else {}
+        scheduler.add_job(guarded(job_id, getattr(lifecycle, job_id)), "interval",
+                          seconds=every, id=job_id, name=f"gpubot {job_id}",
+                          replace_existing=True, coalesce=True, max_instances=1,
+                          misfire_grace_time=None, **extra)
+    return scheduler

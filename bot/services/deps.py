@@ -1,0 +1,43 @@
+"""What the services are built from; assembled once in the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from bot.db.engine import Database
+from bot.domain.policy import Policy
+from bot.ports import Clock, ContainerRuntime, GpuInventory, Notifier
+from bot.security import Vault
+
+
+@dataclass(frozen=True)
+class LeaseConfig:
+    host: str
+    port_range: tuple[int, int]
+    public_host: str
+    workspace_root: Path
+    busy_memory_bytes: int = 1024**3
+    ready_timeout: timedelta = timedelta(minutes=3)
+    remind_before: tuple[timedelta, ...] = (timedelta(hours=1), timedelta(minutes=10))
+    approval_timeout: timedelta = timedelta(hours=24)
+    extend_by: timedelta = timedelta(hours=24)
+
+    def url(self, port: int) -> str:
+        return f"http://{self.public_host}:{port}/lab"
+
+    def workspace(self, user_id: str) -> Path:
+        return self.workspace_root / user_id
+
+
+@dataclass(frozen=True)
+class Deps:
+    db: Database
+    inventory: GpuInventory
+    runtime: ContainerRuntime
+    notifier: Notifier
+    clock: Clock
+    vault: Vault
+    policy: Policy
+    config: LeaseConfig

@@ -1,0 +1,42 @@
+"""A Notifier for contexts without Slack (CLI commands): it logs what it would say,
+never a password."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+log = logging.getLogger("gpubot.notify")
+
+
+class LogNotifier:
+    def progress(self, lease: Any, text: str) -> None:
+        log.info("lease %s: %s", lease.id, text)
+
+    def access_ready(self, lease: Any, access: Any) -> None:
+        log.info("lease %s ready at %s", lease.id, access.url)
+
+    def access_resend(self, lease: Any, access: Any) -> None:
+        log.info("lease %s: access details re-sent", lease.id)
+
+    def claim_failed(self, lease: Any, reason: str) -> None:
+        log.warning("lease %s failed: %s", lease.id, reason)
+
+    def approval_requested(self, lease: Any) -> None:
+        log.info("lease %s waits for an admin", lease.id)
+
+    def approval_decided(self, lease: Any, *, approved: bool, by: str, reason: str | None) -> None:
+        log.info("lease %s %s by %s", lease.id, "approved" if approved else "denied", by)
+
+    def reminder(self, lease: Any, remaining: timedelta) -> None:
+        log.info("lease %s ends in %s", lease.id, remaining)
+
+    def expired(self, lease: Any, workspace: str) -> None:
+        log.info("lease %s expired; files kept in %s", lease.id, workspace)
+
+    def container_died(self, lease: Any, state: Any) -> None:
+        log.warning("lease %s: container ended (%s)", lease.id, state)
+
+    def admin_alert(self, text: str) -> None:
+        log.warning("admin alert: %s", text)

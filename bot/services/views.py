@@ -1,0 +1,79 @@
+"""Read models for `/gpu status`, `/gpu mine`, App Home and `gpubot leases`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.db.repo import LeaseRepo
+from bot.domain import allocation
+from bot.domain.durations import format_duration
+from bot.domain.gpus import GpuInfo
+from bot.domain.lease import OPEN, Lease
+from bot.services.deps import Deps
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    lease: Lease
+    gpu_labels: tuple[str, ...]
+
+    def time_left(self, now: datetime) -> str:
+        left = self.lease.remaining(now)
+        if left is None:
+            return "-"
+        return format_duration(left) if left.total_seconds() > 0 else "due"
+
+
+@dataclass(frozen=True)
+class GpuRow:
+    gpu: GpuInfo
+    state: str  # free | leased | busy | unhealthy
+    lease: Lease | None
+
+
+def gpu_label(uuid: str, gpus: dict[str, GpuInfo]) -> str:
+    gpu = gpus.get(uuid)
+    return f"GPU {gpu.index} ({gpu.name})" if gpu else uuid
+
+
+def list_leases(deps: Deps, *, include_ended: bool = False, user_id: str | None = None,
+                gpus: list[GpuInfo] | None = None) -> list[LeaseRow]:
+    with deps.db.transaction() as session:
+        repo = LeaseRepo(session)
+        if user_id:
+            leases = repo.open_for_user(user_id)
+        elif include_ended:
+            leases = repo.recent(limit=200)  # newest first, as `gpubot leases --all` says
+        else:
+            leases = repo.with_status(*OPEN)
+    by_uuid = {g.uuid: g for g in (gpus if gpus is not None else _safe_gpus(deps))}
+    return [LeaseRow(lease, tuple(gpu_label(u, by_uuid) for u in lease.gpu_uuids))
+            for lease in leases]
+
+
+def gpu_table(deps: Deps) -> list[GpuRow]:
+    gpus = deps.inventory.list_gpus()
+    with deps.db.transaction() as session:
+        holders = {u: lease for lease in LeaseRepo(session).live() for u in lease.gpu_uuids}
+    busy_bytes = deps.config.busy_memory_bytes
+    rows = []
+    for gpu in gpus:
+        lease = holders.get(gpu.uuid)
+        if lease is not None:
+            state = "leased"
+        elif not gpu.healthy:
+            state = "unhealthy"
+        elif not allocation.is_idle(gpu, busy_memory_bytes=busy_bytes):
+            state = "busy"
+        else:
+            state = "free"
+        rows.append(GpuRow(gpu, state, lease))
+    return rows
+
+
+def _safe_gpus(deps: Deps) -> list[GpuInfo]:
+    try:
+        return deps.inventory.list_gpus()
+    except Exception:  # a listing must work even when NVML does not
+        return []

@@ -1,0 +1,188 @@
+"""Configuration, from the environment and ``.env`` in the working directory.
+
+Read once, in the composition root (``bot.main``), never at import time. Every field is
+documented in ``.env.example`` with its default. ``load_settings`` turns a validation
+error into one line naming the setting (``SettingsError``), so start-up never shows a
+traceback for a typo.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.domain.durations import parse_duration
+from bot.domain.errors import InvalidDuration
+from bot.domain.sizes import parse_size
+
+DEFAULT_IMAGE = "gpubot-jupyter:latest"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed. ``str()`` is one line naming the setting."""
+
+
+def _duration(value: Any) -> timedelta:
+    """Lease notation (``90m``, ``1d12h``); settings also take seconds (``45s``)."""
+    if isinstance(value, timedelta):
+        return value
+    text = str(value).strip().lower()
+    if text.endswith("s") and text[:-1].isascii() and text[:-1].isdigit():
+        return timedelta(seconds=int(text[:-1]))
+    try:
+        return parse_duration(text)
+    except InvalidDuration as exc:
+        raise ValueError(exc.message) from None
+
+
+def _csv(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(part.strip() for part in str(value or "").split(",") if part.strip())
+
+
+def _durations(value: Any) -> tuple[timedelta, ...]:
+    items = value if isinstance(value, (list, tuple)) else _csv(value)
+    return tuple(sorted((_duration(v) for v in items), reverse=True))
+
+
+def _size(value: Any) -> str:
+    parse_size(str(value))  # raises ValueError with a clear message
+    return str(value).strip().lower()
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Csv = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_csv)]
+Durations = Annotated[tuple[timedelta, ...], NoDecode, BeforeValidator(_durations)]
+Size = Annotated[str, BeforeValidator(_size)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # Slack
+    slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN", repr=False)
+    slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN", repr=False)
+    slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET", repr=False)
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    http_port: int = Field(3000, alias="GPUBOT_HTTP_PORT", ge=1, le=65535)
+
+    # Storage and secrets
+    database_url: str = Field("sqlite:///gpubot.db", alias="DATABASE_URL")
+    secret_key: Csv = Field((), alias="GPUBOT_SECRET_KEY", repr=False)
+    key_file: Path | None = Field(None, alias="GPUBOT_KEY_FILE")
+
+    # GPUs and host
+    fake_gpus: int = Field(0, alias="GPUBOT_FAKE_GPUS", ge=0, le=1024)
+    host_name: str = Field(default_factory=socket.gethostname, alias="GPUBOT_HOST_NAME")
+    gpu_busy_memory_mib: int = Field(1024, alias="GPUBOT_GPU_BUSY_MEMORY_MIB", ge=0)
+
+    # Containers
+    image: str = Field(DEFAULT_IMAGE, alias="GPUBOT_IMAGE")
+    pull_missing_image: bool = Field(True, alias="GPUBOT_PULL_MISSING_IMAGE")
+    workspace_root: Path = Field(Path("/srv/gpubot/workspaces"), alias="GPUBOT_WORKSPACE_ROOT")
+    public_host: str = Field(default_factory=socket.getfqdn, alias="GPUBOT_PUBLIC_HOST")
+    bind_address: str = Field("0.0.0.0", alias="GPUBOT_BIND_ADDRESS")
+    port_range: str = Field("8800-8899", alias="GPUBOT_PORT_RANGE")
+    mem_limit: Size = Field("96g", alias="GPUBOT_MEM_LIMIT")
+    cpus: float = Field(11.0, alias="GPUBOT_CPUS", gt=0, le=1024)
+    shm_size: Size = Field("8g", alias="GPUBOT_SHM_SIZE")
+    pids_limit: int = Field(4096, alias="GPUBOT_PIDS_LIMIT", ge=64)
+    ready_timeout: Duration = Field(timedelta(minutes=3), alias="GPUBOT_READY_TIMEOUT")
+
+    # Lease policy
+    min_lease: Duration = Field(timedelta(minutes=15), alias="GPUBOT_MIN_LEASE")
+    max_lease: Duration = Field(timedelta(days=7), alias="GPUBOT_MAX_LEASE")
+    default_lease: Duration = Field(timedelta(hours=24), alias="GPUBOT_DEFAULT_LEASE")
+    approval_above: Duration = Field(timedelta(days=3), alias="GPUBOT_APPROVAL_ABOVE")
+    max_leases_per_user: int = Field(2, alias="GPUBOT_MAX_LEASES_PER_USER", ge=1)
+    approval_timeout: Duration = Field(timedelta(hours=24), alias="GPUBOT_APPROVAL_TIMEOUT")
+    admins: Csv = Field((), alias="GPUBOT_ADMINS")
+    admin_channel: str | None = Field(None, alias="GPUBOT_ADMIN_CHANNEL")
+
+    # Scheduler
+    remind_before: Durations = Field(
+        (timedelta(hours=1), timedelta(minutes=10)), alias="GPUBOT_REMIND_BEFORE"
+    )
+    tick_seconds: float = Field(30.0, alias="GPUBOT_TICK_SECONDS", gt=0, le=3600)
+    reconcile_seconds: float = Field(60.0, alias="GPUBOT_RECONCILE_SECONDS", gt=0, le=3600)
+    starting_grace: Duration = Field(timedelta(minutes=10), alias="GPUBOT_STARTING_GRACE")
+    effect_retry_after: Duration = Field(timedelta(minutes=10), alias="GPUBOT_EFFECT_RETRY_AFTER")
+
+    log_level: str = Field("INFO", alias="GPUBOT_LOG_LEVEL")
+
+    @field_validator("port_range")
+    @classmethod
+    def _check_port_range(cls, value: str) -> str:
+        parse_port_range(value)
+        return value.strip()
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("not a SQLAlchemy URL (e.g. sqlite:///gpubot.db or "
+                             "postgresql+psycopg://user@host/db)") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _check_lease_bounds(self) -> Settings:
+        if self.min_lease > self.max_lease:
+            raise ValueError("GPUBOT_MIN_LEASE is longer than GPUBOT_MAX_LEASE")
+        if not self.min_lease <= self.default_lease <= self.max_lease:
+            raise ValueError("GPUBOT_DEFAULT_LEASE must lie between GPUBOT_MIN_LEASE "
+                             "and GPUBOT_MAX_LEASE")
+        return self
+
+    @property
+    def ports(self) -> tuple[int, int]:
+        return parse_port_range(self.port_range)
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    parts = text.strip().split("-")
+    try:
+        low, high = (int(p) for p in parts) if len(parts) == 2 else (int(parts[0]),) * 2
+    except ValueError:
+        raise ValueError("expected LOW-HIGH, e.g. 8800-8899") from None
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"{text!r} is not a range of ports from low to high within 1-65535")
+    return low, high
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, or raise SettingsError with one line that names the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = err["loc"][0] if err["loc"] else None
+        field = Settings.model_fields.get(str(loc)) if loc else None
+        name = (field.alias if field and field.alias else loc) or "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        value = err.get("input")
+        shown = f" (got {value!r})" if field is not None and field.repr is not False else ""
+        raise SettingsError(f"Invalid setting {name}: {msg}{shown}") from None
