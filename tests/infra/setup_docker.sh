@@ -9,9 +9,11 @@
 #   1. dockerd on unix:///var/run/docker.sock with tests/infra/fake-nvidia first on its
 #      PATH, so that it registers its "nvidia" device driver: containers with a GPU
 #      device request start, and the fake hook logs the NVIDIA_VISIBLE_DEVICES it saw;
-#   2. a second dockerd WITHOUT the hook (own socket, data-root, exec-root, pidfile, no
+#   2. a second dockerd WITHOUT the hook (own socket, data-root, exec-root, pidfile and
 #      bridge, no iptables): a host without the NVIDIA Container Toolkit, where a GPU
-#      device request fails with "could not select device driver";
+#      device request fails with "could not select device driver". It must not run with
+#      --bridge=none: a dockerd started that way deletes the docker0 bridge of the main
+#      engine, and every container start there then fails ("could not find bridge docker0");
 #   3. a local image registry on 127.0.0.1:5000 (Docker trusts loopback registries over
 #      plain HTTP), used to show that a missing image is pulled with progress.
 set -euo pipefail
@@ -26,6 +28,8 @@ NOHOOK_RUN=/run/gpubot-nohook
 NOHOOK_SOCK="$NOHOOK_RUN/docker.sock"
 NOHOOK_PID="$NOHOOK_RUN/docker.pid"
 NOHOOK_DATA=/var/lib/gpubot-nohook-docker
+NOHOOK_BRIDGE=gpubot-nohook0
+NOHOOK_BRIDGE_CIDR=172.31.254.1/24
 REGISTRY_ADDR="${GPUBOT_TEST_REGISTRY:-127.0.0.1:5000}"
 REGISTRY_DATA=/var/lib/gpubot-test-registry
 REGISTRY_PID=/run/gpubot-test-registry.pid
@@ -96,8 +100,9 @@ start_main_engine() {
             log "engine with fake NVIDIA hook already running"
             return 0
         fi
-        # Seen on shared dev VMs: the bridge vanished under a running dockerd, and
-        # every container start then fails. dockerd recreates it when it starts.
+        # A dockerd started with --bridge=none (as an older version of this script did
+        # for the second engine) deletes docker0, and every container start then fails.
+        # dockerd recreates the bridge when it starts.
         log "the docker0 bridge is gone: restarting the engine"
         stop_pidfile "$MAIN_PID"
     fi
@@ -122,10 +127,15 @@ start_nohook_engine() {
     fi
     log "starting a second dockerd without the NVIDIA hook"
     mkdir -p "$NOHOOK_RUN" "$NOHOOK_DATA"
+    if ! ip link show "$NOHOOK_BRIDGE" >/dev/null 2>&1; then
+        ip link add "$NOHOOK_BRIDGE" type bridge
+        ip addr add "$NOHOOK_BRIDGE_CIDR" dev "$NOHOOK_BRIDGE"
+    fi
+    ip link set "$NOHOOK_BRIDGE" up
     PATH=$path setsid dockerd \
         --host="unix://$NOHOOK_SOCK" --pidfile="$NOHOOK_PID" \
         --data-root="$NOHOOK_DATA" --exec-root="$NOHOOK_RUN/exec" \
-        --bridge=none --iptables=false \
+        --bridge="$NOHOOK_BRIDGE" --iptables=false \
         >>"$LOG_DIR/dockerd-nohook.log" 2>&1 </dev/null &
     wait_for_engine "unix://$NOHOOK_SOCK" "second dockerd" "$LOG_DIR/dockerd-nohook.log"
 }
@@ -168,6 +178,8 @@ mkdir -p "$LOG_DIR"
 start_main_engine
 start_nohook_engine
 start_registry
+ip link show docker0 >/dev/null 2>&1 \
+    || die "the main engine's docker0 bridge is missing: containers could not start"
 
 cat <<EOF
 Docker engines for the gpubot tests are up:
