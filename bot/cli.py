@@ -78,10 +78,11 @@ def leases(all_: Annotated[bool, typer.Option("--all", help="Include ended lease
 def release(lease: Annotated[int, typer.Argument(help="Lease id, as in `gpubot leases`.")]) -> None:
     """Release a lease as an admin: its container stops, its workspace stays."""
     from bot.domain.errors import DomainError
+    from bot.domain.lease import CLI_ACTOR
 
     services = _services(_settings())
     try:
-        ended = services.manage.release(user_id="cli", lease_id=lease, as_admin=True)
+        ended = services.manage.release(user_id=CLI_ACTOR, lease_id=lease, as_admin=True)
     except DomainError as exc:
         _fail(exc.message, 1)
     console.print(f"lease {ended.id} released; the workspace of {ended.user_id} is kept")

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.durations import format_duration
-from bot.domain.lease import Lease, LeaseStatus
+from bot.domain.lease import Lease, LeaseStatus, mention
 from bot.services.views import GpuRow, LeaseRow
 from handlers.grammar import HELP_EXAMPLES
 
@@ -132,7 +132,7 @@ def approval_outcome(lease: Lease, *, approved: bool, by: str, reason: str | Non
     what = (f"{lease.gpu_count} GPUs" if lease.gpu_count > 1 else "a GPU")
     verdict = "approved" if approved else "denied"
     text = (f"<@{lease.user_id}>'s request for {what} for {format_duration(lease.duration)} "
-            f"(lease {lease.id}) was {verdict} by {_who(by)}")
+            f"(lease {lease.id}) was {verdict} by {mention(by)}")
     blocks = [section(f"{':white_check_mark:' if approved else ':no_entry:'} {text}.")]
     if reason:
         blocks.append(context(f"Reason: {reason}"))
@@ -142,9 +142,9 @@ def approval_outcome(lease: Lease, *, approved: bool, by: str, reason: str | Non
 def decision_dm(lease: Lease, *, approved: bool, by: str, reason: str | None
                 ) -> tuple[str, Blocks]:
     if approved:
-        text = f"Your request (lease {lease.id}) was approved by {_who(by)}; starting it now."
+        text = f"Your request (lease {lease.id}) was approved by {mention(by)}; starting it now."
     else:
-        text = (f"Your request (lease {lease.id}) was denied by {_who(by)}"
+        text = (f"Your request (lease {lease.id}) was denied by {mention(by)}"
                 f"{': ' + reason if reason else '.'}")
     return text, [section(text)]
 
@@ -267,5 +267,3 @@ def _chunks(lines: Sequence[str], limit: int = 2900) -> Blocks:
     return blocks or [section("No GPUs found.")]
 
 
-def _who(user: str) -> str:
-    return user if user in {"gpubot", "cli"} else f"<@{user}>"

@@ -20,6 +20,15 @@ from enum import Enum
 from bot.domain.errors import InvalidTransition
 
 
+SYSTEM_ACTOR = "gpubot"  # the bot itself: approval timeouts, expiry
+CLI_ACTOR = "cli"  # an admin at the host's terminal (`gpubot release`)
+
+
+def mention(actor: str) -> str:
+    """How an actor appears in Slack text: the system's own name, or a user mention."""
+    return actor if actor in {SYSTEM_ACTOR, CLI_ACTOR} else f"<@{actor}>"
+
+
 class LeaseStatus(str, Enum):
     PENDING_APPROVAL = "pending_approval"
     STARTING = "starting"

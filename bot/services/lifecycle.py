@@ -41,7 +41,7 @@ from bot.crashpoints import crashpoint
 from bot.db.repo import LeaseRepo
 from bot.db.tables import audit, leases
 from bot.domain import reminders
-from bot.domain.lease import LIVE, Lease, LeaseStatus
+from bot.domain.lease import LIVE, SYSTEM_ACTOR, Lease, LeaseStatus
 from bot.ports import AccessInfo, ContainerState, ContainerStatus
 from bot.services.claim import ACCESS_INTENT, ClaimService
 from bot.services.deps import Deps
@@ -259,7 +259,7 @@ class LifecycleService:
             d.notifier.access_ready(lease, AccessInfo(url=d.config.url(lease.port or 0),
                                                       password=d.vault.decrypt(lease.password_token)))
         elif effect.kind == APPROVAL_TIMEOUT:
-            d.notifier.approval_decided(lease, approved=False, by="gpubot",
+            d.notifier.approval_decided(lease, approved=False, by=SYSTEM_ACTOR,
                                         reason=APPROVAL_TIMEOUT_REASON)
 
     def _acknowledge(self, effects: Sequence[Effect]) -> None:

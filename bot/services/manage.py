@@ -16,7 +16,7 @@ from bot.db.repo import LeaseRepo
 from bot.domain import reminders
 from bot.domain.durations import format_duration
 from bot.domain.errors import AlreadyDecided, DomainError, LeaseNotFound, NotAllowed
-from bot.domain.lease import Lease, LeaseStatus
+from bot.domain.lease import SYSTEM_ACTOR, Lease, LeaseStatus, mention
 from bot.ports import AccessInfo
 from bot.services.claim import ClaimService
 from bot.services.deps import Deps
@@ -149,8 +149,9 @@ class ManageService:
     def _pending(repo: LeaseRepo, lease_id: int) -> Lease:
         lease = repo.get(lease_id, lock=True)
         if lease.status is not LeaseStatus.PENDING_APPROVAL:
-            by = {None: "", "gpubot": " by gpubot (nobody decided in time)"}.get(
-                lease.decision_by, f" by <@{lease.decision_by}>")
+            by = "" if lease.decision_by is None else f" by {mention(lease.decision_by)}"
+            if lease.decision_by == SYSTEM_ACTOR:
+                by += " (nobody decided in time)"
             raise AlreadyDecided(f"Lease {lease_id} was already decided{by}: it is "
                                  f"{lease.status.value}.")
         return lease

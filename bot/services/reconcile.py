@@ -42,7 +42,7 @@ from sqlalchemy import CursorResult, and_, delete, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from bot.db.tables import audit, gpu_allocations, leases, port_allocations
-from bot.domain.lease import LIVE, Lease, LeaseStatus
+from bot.domain.lease import LIVE, SYSTEM_ACTOR, Lease, LeaseStatus
 from bot.ports import ContainerState, ContainerStatus, ManagedContainer
 from bot.services.lifecycle import (
     ACCESS,
@@ -192,7 +192,7 @@ class Reconciler:
             if lease.status is not LeaseStatus.PENDING_APPROVAL:
                 return None
             lease.transition(LeaseStatus.DENIED, at=now)
-            lease.decision_by = "gpubot"
+            lease.decision_by = SYSTEM_ACTOR
             lease.decision_reason = APPROVAL_TIMEOUT_REASON
             return Effect(APPROVAL_TIMEOUT, lease)
 
