@@ -194,7 +194,8 @@ def gpu_lines(rows: Sequence[GpuRow], now: datetime) -> list[str]:
             state = ":large_orange_circle: busy outside gpubot"
         else:
             state = ":large_green_circle: free"
-        lines.append(f"*GPU {g.index}* {g.name} · {state} · util {util} · {used}")
+        procs = "" if g.processes_known else " · processes unknown"
+        lines.append(f"*GPU {g.index}* {g.name} · {state} · util {util} · {used}{procs}")
     return lines
 
 

@@ -207,7 +207,8 @@ class NvmlInventory:
             uuid=st.uuid, index=index, name=st.name, memory_total_bytes=total,
             memory_used_bytes=used,
             utilization_percent=self._opt(lambda: int(n.nvmlDeviceGetUtilizationRates(h).gpu)),
-            processes=tuple(p for p, _, _ in procs or ()), **common)]
+            processes=tuple(p for p, _, _ in procs or ()), processes_known=procs is not None,
+            **common)]
 
     def _mig_units(self, index: int, st: _Static, common: dict[str, Any]) -> list[GpuInfo]:
         """The MIG instances of a GPU in MIG mode. Processes come from the parent's list,
@@ -226,7 +227,7 @@ class NvmlInventory:
             units.append(GpuInfo(
                 uuid=n.nvmlDeviceGetUUID(mh), index=index, name=n.nvmlDeviceGetName(mh),
                 memory_total_bytes=total, memory_used_bytes=used, processes=mine,
-                parent_uuid=st.uuid, **common))
+                processes_known=procs is not None, parent_uuid=st.uuid, **common))
         return units
 
     def _memory(self, h: Any) -> tuple[int | None, int | None]:
@@ -280,8 +281,8 @@ class NvmlInventory:
         return None
 
     def _unknown(self, uuid: str, why: str) -> None:
-        """Say once per GPU that its processes are unknown (its process list then looks
-        empty; its used memory still shows it busy)."""
+        """Say once per GPU that its processes are unknown (GpuInfo.processes_known is
+        then False, and its used memory alone shows it busy)."""
         if uuid not in self._warned:
             self._warned.add(uuid)
             log.warning("processes on %s are unknown: %s", uuid, why)

@@ -1,7 +1,9 @@
 """Which GPUs a claim may take, from a live inventory snapshot. Pure and deterministic.
 
 A GPU is a candidate when it is healthy, held by no live lease, runs no compute process
-and uses at most ``busy_memory_bytes``. Candidates are ordered least recently leased
+and uses at most ``busy_memory_bytes``. When the driver cannot list its processes, the
+memory threshold alone decides; with neither known, nothing shows the GPU idle, so it is
+not given out. Candidates are ordered least recently leased
 first (never-leased first), then by index, so wear and heat spread over the cards. A
 multi-GPU claim takes all its GPUs from one host. The database, not this function, has
 the last word: the grant inserts allocation rows whose keys refuse a GPU held twice.
@@ -18,8 +20,12 @@ _NEVER = datetime.min
 
 
 def is_idle(gpu: GpuInfo, *, busy_memory_bytes: int) -> bool:
+    if not gpu.healthy or gpu.processes:
+        return False
     used = gpu.memory_used_bytes
-    return gpu.healthy and not gpu.processes and (used is None or used <= busy_memory_bytes)
+    if used is None:
+        return gpu.processes_known
+    return used <= busy_memory_bytes
 
 
 def matches_model(gpu: GpuInfo, model: str | None) -> bool:

@@ -25,6 +25,7 @@ class GpuInfo:
     temperature_c: int | None = None
     pci_bus_id: str | None = None
     processes: tuple[GpuProcess, ...] = ()
+    processes_known: bool = True  # False: no process-list call of the driver worked
     healthy: bool = True
     health_reason: str | None = None  # why it is unhealthy, for people
     parent_uuid: str | None = None  # set for MIG instances

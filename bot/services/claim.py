@@ -83,7 +83,8 @@ class ClaimService:
                                        busy_memory_bytes=cfg.busy_memory_bytes,
                                        model=lease.gpu_model, last_leased=last)
             if chosen is None:
-                raise NoGpuFree(_no_gpu_message(gpus, taken, lease))
+                raise NoGpuFree(_no_gpu_message(gpus, taken, lease,
+                                                 cfg.busy_memory_bytes))
             uuids = sorted(g.uuid for g in chosen)  # one lock order for all grants
             if repo.try_allocate_gpus(lease, uuids, host=chosen[0].host, now=now):
                 break
@@ -218,13 +219,15 @@ class ClaimService:
         return ", ".join(names) or "a GPU"
 
 
-def _no_gpu_message(gpus: Sequence[GpuInfo], taken: set[str], lease: Lease) -> str:
+def _no_gpu_message(gpus: Sequence[GpuInfo], taken: set[str], lease: Lease,
+                    busy_memory_bytes: int) -> str:
     model = f" {lease.gpu_model}" if lease.gpu_model else ""
     matching = [g for g in gpus if allocation.matches_model(g, lease.gpu_model)]
     if lease.gpu_model and not matching:
         return (f"There is no{model} GPU here. `/gpu status` lists the models.")
     leased = sum(1 for g in matching if g.uuid in taken)
-    busy = sum(1 for g in matching if g.uuid not in taken and g.processes)
+    busy = sum(1 for g in matching if g.uuid not in taken and g.healthy
+               and not allocation.is_idle(g, busy_memory_bytes=busy_memory_bytes))
     sick = sum(1 for g in matching if not g.healthy)
     detail = ", ".join(f"{n} {what}" for n, what in ((leased, "leased"), (busy, "busy outside "
                        "gpubot"), (sick, "unhealthy")) if n)

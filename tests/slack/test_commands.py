@@ -63,6 +63,10 @@ def test_status_and_mine(bot: Bot) -> None:
     status = bot.wait(lambda: [t for t in bot.ephemeral_texts(CAROL) if "GPUs free" in t])
     assert "3 of 4 GPUs free" in status[0] and f"<@{BOB}>" in status[0]
     assert "NVIDIA H100" in status[0] and "util 0%" in status[0]
+    bot.kit.inventory.set(3, processes_known=False)
+    bot.gpu(CAROL, "status")
+    unknown = bot.wait(lambda: [t for t in bot.ephemeral_texts(CAROL) if "processes unknown" in t])
+    assert unknown[0].count("processes unknown") == 1
     bot.gpu(BOB, "mine")
     mine = bot.wait(lambda: [t for t in bot.ephemeral_texts(BOB) if "*Lease 1*" in t and "left" in t])
     assert "GPU 0 (NVIDIA H100 80GB HBM3)" in mine[0] and "1d left" in mine[0]

@@ -27,6 +27,14 @@ def test_skips_taken_busy_unhealthy_and_memory_hogs() -> None:
     assert choose(gpus, count=3, taken={"GPU-0"}) is None
 
 
+def test_unknown_processes_leave_the_memory_threshold_to_decide() -> None:
+    gpus = [gpu(0, processes_known=False, memory_used_bytes=2 * GIB),
+            gpu(1, processes_known=False, memory_used_bytes=None),  # nothing known
+            gpu(2, processes_known=False, memory_used_bytes=GIB // 2)]
+    assert choose(gpus) == ["GPU-2"]
+    assert choose(gpus, count=2) is None
+
+
 def test_least_recently_leased_first() -> None:
     t = datetime(2026, 1, 1, tzinfo=UTC)
     last = {"GPU-0": t.replace(day=3), "GPU-1": t.replace(day=2)}

@@ -257,7 +257,8 @@ def test_processes_unknown_when_no_call_works(caplog: pytest.LogCaptureFixture) 
         inventory = NvmlInventory("h")
         inventory.list_gpus()
         gpu = inventory.list_gpus()[0]
-    assert gpu.processes == () and gpu.memory_used_bytes == 4 * GiB and gpu.healthy
+    assert gpu.processes == () and not gpu.processes_known
+    assert gpu.memory_used_bytes == 4 * GiB and gpu.healthy
     warnings = [r for r in caplog.records if UUID0 in r.getMessage()]
     assert len(warnings) == 1  # once per GPU, not per list
 
@@ -265,8 +266,9 @@ def test_processes_unknown_when_no_call_works(caplog: pytest.LogCaptureFixture) 
 def test_process_list_not_permitted_is_unknown_not_fatal() -> None:
     lib = FakeNvmlLib(two_gpus(processes=BUSY, errors={V3: pynvml.NVML_ERROR_NO_PERMISSION}))
     with installed(lib):
-        gpu = NvmlInventory("h").list_gpus()[0]
-    assert gpu.processes == () and gpu.healthy
+        gpus = NvmlInventory("h").list_gpus()
+    assert gpus[0].processes == () and not gpus[0].processes_known and gpus[0].healthy
+    assert gpus[1].processes_known  # the other GPU's call worked
 
 
 def test_used_memory_not_available_is_none() -> None:

@@ -128,6 +128,15 @@ def test_no_gpu_free_and_unhealthy_or_foreign_busy_gpus(kit: Kit) -> None:
     assert len(alert) == 1 and "PIDs 4242" in alert[0].data["text"]
 
 
+def test_memory_hogs_and_unknown_process_lists_count_as_busy(kit: Kit) -> None:
+    kit.inventory.set(0, memory_used_bytes=30 * 1024**3)  # no process NVML can see
+    kit.inventory.set(1, processes_known=False, memory_used_bytes=None)  # nothing known
+    claim_and_start(kit, "U1")
+    claim_and_start(kit, "U2")
+    with pytest.raises(NoGpuFree, match=r"4 in all: 2 leased, 2 busy outside gpubot\)"):
+        kit.claims.claim(user_id="U3", duration=H)
+
+
 def test_model_filter(kit: Kit) -> None:
     with pytest.raises(NoGpuFree, match="no a100 GPU"):
         kit.claims.claim(user_id="U1", duration=H, model="a100")
