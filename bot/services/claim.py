@@ -28,6 +28,7 @@ from bot.services.deps import Deps
 
 log = logging.getLogger(__name__)
 ACCESS_INTENT = "access"  # an audit intent: the access DM is owed (see lifecycle.py)
+FAILED_INTENT = "claim_failed"  # an audit intent: the "could not start" DM is owed
 
 
 class ClaimService:
@@ -209,7 +210,11 @@ class ClaimService:
             repo.free_allocations(lease_id)
             repo.audit(at=now, actor="system", action="failed", lease_id=lease_id,
                        detail=reason)
+            repo.audit(at=now, actor="system", action=FAILED_INTENT, lease_id=lease_id)
         d.notifier.claim_failed(lease, reason)
+        with d.db.transaction() as session:  # the reconciler re-sends an unconfirmed DM
+            LeaseRepo(session).audit(at=d.clock.now(), actor="system",
+                                     action=FAILED_INTENT + ".done", lease_id=lease_id)
         return lease
 
     def _describe(self, lease: Lease) -> str:

@@ -43,7 +43,7 @@ from bot.db.tables import audit, leases
 from bot.domain import reminders
 from bot.domain.lease import LIVE, SYSTEM_ACTOR, Lease, LeaseStatus
 from bot.ports import AccessInfo, ContainerState, ContainerStatus
-from bot.services.claim import ACCESS_INTENT, ClaimService
+from bot.services.claim import ACCESS_INTENT, FAILED_INTENT, ClaimService
 from bot.services.deps import Deps
 
 if TYPE_CHECKING:
@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 EXPIRE, REMIND, APPROVAL_TIMEOUT, CONTAINER_DIED = (
     "expire", "remind", "approval_timeout", "container_died")
 ACCESS = ACCESS_INTENT  # written by ClaimService when a lease becomes active
-KINDS = (EXPIRE, REMIND, APPROVAL_TIMEOUT, CONTAINER_DIED, ACCESS)
+CLAIM_FAILED = FAILED_INTENT  # written by ClaimService when a start fails
+KINDS = (EXPIRE, REMIND, APPROVAL_TIMEOUT, CONTAINER_DIED, ACCESS, CLAIM_FAILED)
 DONE = ".done"
 SYSTEM = "system"
 APPROVAL_TIMEOUT_REASON = "approval timed out"
@@ -258,6 +259,9 @@ class LifecycleService:
         elif effect.kind == ACCESS and lease.password_token:
             d.notifier.access_ready(lease, AccessInfo(url=d.config.url(lease.port or 0),
                                                       password=d.vault.decrypt(lease.password_token)))
+        elif effect.kind == CLAIM_FAILED:
+            d.notifier.claim_failed(lease, lease.failure_reason or "Your environment could "
+                                    "not be started.")
         elif effect.kind == APPROVAL_TIMEOUT:
             d.notifier.approval_decided(lease, approved=False, by=SYSTEM_ACTOR,
                                         reason=APPROVAL_TIMEOUT_REASON)

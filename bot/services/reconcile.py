@@ -48,6 +48,7 @@ from bot.services.lifecycle import (
     ACCESS,
     APPROVAL_TIMEOUT,
     APPROVAL_TIMEOUT_REASON,
+    CLAIM_FAILED,
     CONTAINER_DIED,
     DONE,
     EXPIRE,
@@ -267,7 +268,7 @@ class Reconciler:
             return (lease.status is LeaseStatus.ACTIVE and lease.expires_at is not None
                     and lease.expires_at > now)
         wanted = {EXPIRE: LeaseStatus.EXPIRED, CONTAINER_DIED: LeaseStatus.FAILED,
-                  APPROVAL_TIMEOUT: LeaseStatus.DENIED}[kind]
+                  CLAIM_FAILED: LeaseStatus.FAILED, APPROVAL_TIMEOUT: LeaseStatus.DENIED}[kind]
         return (lease.status is wanted and lease.ended_at is not None
                 and lease.ended_at >= now - self.lc.horizon)
 

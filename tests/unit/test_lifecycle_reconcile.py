@@ -258,3 +258,34 @@ def test_an_unconfirmed_access_dm_is_sent_again_once(env2: Env, monkeypatch) -> 
     env2.kit.clock.advance(env2.lc.retry_after + M)
     env2.lc.reconcile()
     assert [s.lease_id for s in notifier.of("access_ready")] == [lease.id, other.id]
+
+
+def test_an_unconfirmed_claim_failed_dm_is_sent_again_once(env2: Env, monkeypatch) -> None:
+    """The start failed and the bot died before telling the user: the reconciler sends
+    the failure DM, with the stored reason, after the retry delay, and only once."""
+    notifier = env2.kit.notifier
+
+    def lost(lease, reason):
+        raise ConnectionError("process killed")
+
+    monkeypatch.setattr(notifier, "claim_failed", lost)
+    env2.kit.runtime.fail_next_start("no space left on device")
+    lease = env2.kit.claims.claim(user_id="U1", duration=3 * H)
+    with pytest.raises(ConnectionError):
+        env2.kit.claims.start(lease.id or 0)
+    monkeypatch.undo()
+    assert env2.lease(lease.id).status is S.FAILED and notifier.of("claim_failed") == []
+    env2.lc.reconcile()
+    assert notifier.of("claim_failed") == [], "not before the retry delay"
+    env2.kit.clock.advance(env2.lc.retry_after + M)
+    env2.lc.reconcile()
+    env2.lc.reconcile()
+    [sent] = notifier.of("claim_failed")
+    assert sent.lease_id == lease.id and "could not start" in sent.data["reason"]
+    # a failure DM that reached the user is never repeated
+    env2.kit.runtime.fail_next_start()
+    other = env2.kit.claims.claim(user_id="U2", duration=3 * H)
+    env2.kit.claims.start(other.id or 0)
+    env2.kit.clock.advance(env2.lc.retry_after + M)
+    env2.lc.reconcile()
+    assert [s.lease_id for s in notifier.of("claim_failed")] == [lease.id, other.id]
