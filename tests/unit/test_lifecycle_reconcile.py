@@ -232,60 +232,47 @@ def test_an_idle_report_is_falsy_so_the_scheduler_logs_it_quietly(env: Env) -> N
     assert env.lc.reconcile()
 
 
-def test_an_unconfirmed_access_dm_is_sent_again_once(env2: Env, monkeypatch) -> None:
-    """The bot died between making a lease active and the access DM (or the DM failed):
-    the reconciler sends it once the retry delay has passed, and only once."""
+def no_failure(env: Env) -> None:
+    pass
+
+
+def a_failed_start(env: Env) -> None:
+    env.kit.runtime.fail_next_start("no space left on device")
+
+
+@pytest.mark.parametrize(("message", "arrange", "status", "check"), [
+    ("access_ready", no_failure, S.ACTIVE, lambda data: len(data["password"]) >= 16),
+    ("claim_failed", a_failed_start, S.FAILED, lambda data: "could not start" in data["reason"]),
+], ids=["access", "claim_failed"])
+def test_an_unconfirmed_dm_is_sent_again_once(env2: Env, monkeypatch, message, arrange, status,
+                                              check) -> None:
+    """The bot died between ending a start (active, or failed) and the DM that says so,
+    or the DM failed: the reconciler sends it once the retry delay has passed, only once."""
     notifier = env2.kit.notifier
 
-    def lost(lease, access):  # the DM never leaves: a crash at this line
+    def claim_and_start(user: str) -> Lease:
+        arrange(env2)
+        lease = env2.kit.claims.claim(user_id=user, duration=3 * H)
+        env2.kit.claims.start(lease.id or 0)
+        return lease
+
+    def lost(*args):  # the DM never leaves: a crash at this line
         raise ConnectionError("process killed")
 
-    monkeypatch.setattr(notifier, "access_ready", lost)
-    lease = env2.kit.claims.claim(user_id="U1", duration=3 * H)
+    monkeypatch.setattr(notifier, message, lost)
     with pytest.raises(ConnectionError):
-        env2.kit.claims.start(lease.id or 0)
+        claim_and_start("U1")
     monkeypatch.undo()
-    assert env2.lease(lease.id).status is S.ACTIVE and notifier.of("access_ready") == []
+    [lease] = env2.kit.deps.db.run(lambda session: LeaseRepo(session).recent(limit=1))
+    assert lease.status is status and notifier.of(message) == []
     env2.lc.reconcile()
-    assert notifier.of("access_ready") == [], "not before the retry delay"
+    assert notifier.of(message) == [], "not before the retry delay"
     env2.kit.clock.advance(env2.lc.retry_after + M)
     env2.lc.reconcile()
     env2.lc.reconcile()
-    [sent] = notifier.of("access_ready")
-    assert sent.lease_id == lease.id and len(sent.data["password"]) >= 16
-    # a confirmed DM is never repeated
-    other = env2.active("U2")
+    [sent] = notifier.of(message)
+    assert sent.lease_id == lease.id and check(sent.data)
+    other = claim_and_start("U2")  # a DM that reached the user is never repeated
     env2.kit.clock.advance(env2.lc.retry_after + M)
     env2.lc.reconcile()
-    assert [s.lease_id for s in notifier.of("access_ready")] == [lease.id, other.id]
-
-
-def test_an_unconfirmed_claim_failed_dm_is_sent_again_once(env2: Env, monkeypatch) -> None:
-    """The start failed and the bot died before telling the user: the reconciler sends
-    the failure DM, with the stored reason, after the retry delay, and only once."""
-    notifier = env2.kit.notifier
-
-    def lost(lease, reason):
-        raise ConnectionError("process killed")
-
-    monkeypatch.setattr(notifier, "claim_failed", lost)
-    env2.kit.runtime.fail_next_start("no space left on device")
-    lease = env2.kit.claims.claim(user_id="U1", duration=3 * H)
-    with pytest.raises(ConnectionError):
-        env2.kit.claims.start(lease.id or 0)
-    monkeypatch.undo()
-    assert env2.lease(lease.id).status is S.FAILED and notifier.of("claim_failed") == []
-    env2.lc.reconcile()
-    assert notifier.of("claim_failed") == [], "not before the retry delay"
-    env2.kit.clock.advance(env2.lc.retry_after + M)
-    env2.lc.reconcile()
-    env2.lc.reconcile()
-    [sent] = notifier.of("claim_failed")
-    assert sent.lease_id == lease.id and "could not start" in sent.data["reason"]
-    # a failure DM that reached the user is never repeated
-    env2.kit.runtime.fail_next_start()
-    other = env2.kit.claims.claim(user_id="U2", duration=3 * H)
-    env2.kit.claims.start(other.id or 0)
-    env2.kit.clock.advance(env2.lc.retry_after + M)
-    env2.lc.reconcile()
-    assert [s.lease_id for s in notifier.of("claim_failed")] == [lease.id, other.id]
+    assert [s.lease_id for s in notifier.of(message)] == [lease.id, other.id]
