@@ -44,9 +44,8 @@ def _check_slack(settings: Settings) -> None:
 def build(settings: Settings):  # type: ignore[no-untyped-def]
     """The Bolt app, the services and the scheduler, ready to start."""
     from slack_bolt import App
-    from slack_sdk import WebClient
 
-    from bot.adapters.slack import SlackNotifier
+    from bot.adapters.slack import SlackNotifier, web_client
     from bot.scheduler import build_scheduler
     from bot.services.lifecycle import LifecycleService
     from bot.services.views import gpu_label
@@ -69,7 +68,7 @@ def build(settings: Settings):  # type: ignore[no-untyped-def]
                            f"running and may this user use it? `gpubot doctor` checks.") \
             from None
 
-    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    client = web_client(settings.slack_bot_token, settings.slack_api_url)
 
     def describe(lease: Lease) -> str:
         gpus = {g.uuid: g for g in inventory.list_gpus()}

@@ -54,3 +54,8 @@ class ImageMissing(ContainerStartError):
 
 class GpuBackendUnavailable(DomainError):
     """NVML cannot be loaded or the driver is not running."""
+
+
+class MessageDelayed(DomainError):
+    """Slack kept refusing a message the bot owes (rate limited past the client's
+    retries): it was not sent now, and the reconciler sends it again later."""

@@ -9,9 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from slack_sdk import WebClient
-
-from bot.adapters.slack import SlackNotifier
+from bot.adapters.slack import SlackNotifier, web_client
 from bot.main import Services
 from bot.services.views import gpu_label
 from bot.settings import Settings
@@ -55,7 +53,7 @@ def db(sqlite_url: str):
 
 @pytest.fixture
 def bot(db, slack_standin: SlackStandIn, bolt_socket_app) -> Bot:
-    client = WebClient(token=slack_standin.bot_token, base_url=slack_standin.api_url)
+    client = web_client(slack_standin.bot_token, slack_standin.api_url)
     holder: dict[str, Kit] = {}
 
     def describe(lease: Any) -> str:

@@ -105,6 +105,9 @@ class StandInConfig:
     ack_timeout_s: float = 3.0  # Slack's limit; later acks are recorded as problems
     ack_wait_s: float = 10.0  # how long driving helpers wait for an ack before AckTimeout
     connect_wait_s: float = 10.0  # how long they wait for a Socket Mode connection
+    # chat.postMessage per channel: (burst, window seconds), answered past it with HTTP 429
+    # and Retry-After, as Slack does (ratelimit.py); None: no limit
+    post_limit: tuple[int, float] | None = None
 
     @property
     def admins(self) -> tuple[User, ...]:

@@ -18,6 +18,7 @@ from aiohttp import web
 from .blockkit import BlocksFormatError, parse_json_arg
 from .errors import SlackError
 from .facts import METHODS, MethodSpec
+from .ratelimit import PostLimiter
 from .store import Store
 
 
@@ -114,6 +115,8 @@ def _normalize(spec: MethodSpec, args: dict[str, Any]) -> dict[str, Any]:
 def make_api_handler(store: Store, handlers: dict[str, Handler],
                      base_url: Callable[[], str]) -> Callable[[web.Request], Any]:
     """The aiohttp handler for ``/api/{method}``."""
+    limit = store.config.post_limit
+    limiter = PostLimiter(*limit) if limit else None
 
     async def handle(request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -131,6 +134,12 @@ def make_api_handler(store: Store, handlers: dict[str, Handler],
             if token_type not in spec.token_types:
                 raise SlackError("not_allowed_token_type")
             args = _normalize(spec, raw)
+            wait = limiter.retry_after(str(args.get("channel"))) \
+                if limiter and method == "chat.postMessage" else None
+            if wait is not None:
+                body = {"ok": False, "error": "ratelimited"}
+                store.record_call(method, args, body, token_type)
+                return web.json_response(body, status=429, headers={"Retry-After": str(wait)})
             with store.lock:
                 body = {"ok": True, **handlers[method](Ctx(store, base_url(), token_type), args)}
         except SlackError as err:

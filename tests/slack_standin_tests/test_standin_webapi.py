@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -231,3 +232,19 @@ def test_response_url_limits(slack_standin: SlackStandIn) -> None:
     url = s.store.issue_response_url(s.base_url, BOB, GENERAL, None)
     s.advance(30 * 60 + 1)
     assert post({"text": "late"}) == (404, {"ok": False, "error": "expired_url"})
+
+
+def test_posting_past_the_channel_limit_is_answered_429_with_retry_after() -> None:
+    with SlackStandIn(post_limit=(2, 1.0)) as standin:
+        client = WebClient(token=standin.bot_token, base_url=standin.api_url)  # no retries
+        client.chat_postMessage(channel=BOB, text="one")
+        client.chat_postMessage(channel=BOB, text="two")
+        client.chat_postMessage(channel=GENERAL, text="another channel has its own limit")
+        with pytest.raises(SlackApiError) as refused:
+            client.chat_postMessage(channel=BOB, text="three")
+        response = refused.value.response
+        assert response.status_code == 429 and response["error"] == "ratelimited"
+        assert response.headers["Retry-After"] == "1"
+        assert [m.text for m in standin.messages(standin.dm_channel(BOB))] == ["one", "two"]
+        time.sleep(1.05)
+        client.chat_postMessage(channel=BOB, text="three")  # the window has moved on
