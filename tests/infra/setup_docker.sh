@@ -6,9 +6,10 @@
 #
 # Idempotent: packages already installed and engines already answering are left alone.
 # It starts, in the background:
-#   1. dockerd on unix:///var/run/docker.sock with tests/infra/fake-nvidia first on its
-#      PATH, so that it registers its "nvidia" device driver: containers with a GPU
-#      device request start, and the fake hook logs the NVIDIA_VISIBLE_DEVICES it saw;
+#   1. dockerd on unix:///var/run/docker.sock with tests/infra/fake-nvidia's hook (copied
+#      to /usr/local/libexec/gpubot-test-hook) first on its PATH, so that it registers its
+#      "nvidia" device driver: containers with a GPU device request start, and the fake
+#      hook logs the NVIDIA_VISIBLE_DEVICES it saw;
 #   2. a second dockerd WITHOUT the hook (own socket, data-root, exec-root, pidfile and
 #      bridge, no iptables): a host without the NVIDIA Container Toolkit, where a GPU
 #      device request fails with "could not select device driver". It must not run with
@@ -19,7 +20,10 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-HOOK_DIR="$HERE/fake-nvidia"
+# The hook is installed outside the checkout: dockerd resolves it once, at start, and a
+# running engine must not depend on a clone that may be deleted (a CI checkout).
+HOOK_SRC="$HERE/fake-nvidia/nvidia-container-runtime-hook"
+HOOK_DIR=/usr/local/libexec/gpubot-test-hook
 HOOK_LOG="${GPUBOT_FAKE_HOOK_LOG:-/tmp/gpubot-fake-nvidia-hook.log}"
 LOG_DIR=/var/log/gpubot-test
 MAIN_SOCK=/var/run/docker.sock
@@ -96,15 +100,19 @@ start_main_engine() {
                 "leaving it alone (it may lack the fake hook's 'nvidia' driver)"
             return 0
         fi
-        if ip link show docker0 >/dev/null 2>&1; then
+        if ! tr '\0' '\n' <"/proc/$(cat "$MAIN_PID")/environ" | grep -qx "PATH=$HOOK_DIR:.*"; then
+            log "the engine was started with another hook path: restarting it"
+            stop_pidfile "$MAIN_PID"
+        elif ! ip link show docker0 >/dev/null 2>&1; then
+            # A dockerd started with --bridge=none (as an older version of this script
+            # did for the second engine) deletes docker0, and every container start then
+            # fails. dockerd recreates the bridge when it starts.
+            log "the docker0 bridge is gone: restarting the engine"
+            stop_pidfile "$MAIN_PID"
+        else
             log "engine with fake NVIDIA hook already running"
             return 0
         fi
-        # A dockerd started with --bridge=none (as an older version of this script did
-        # for the second engine) deletes docker0, and every container start then fails.
-        # dockerd recreates the bridge when it starts.
-        log "the docker0 bridge is gone: restarting the engine"
-        stop_pidfile "$MAIN_PID"
     fi
     log "starting dockerd with the fake NVIDIA hook on its PATH"
     : >>"$HOOK_LOG"
@@ -173,6 +181,8 @@ EOF
 }
 
 install_packages
+mkdir -p "$HOOK_DIR"
+install -m 0755 "$HOOK_SRC" "$HOOK_DIR/"
 command -v dockerd >/dev/null || die "dockerd not found after installing docker.io"
 mkdir -p "$LOG_DIR"
 start_main_engine
