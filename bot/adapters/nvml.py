@@ -5,7 +5,8 @@ One ``nvmlInit`` per inventory, ``nvmlShutdown`` in ``close()``. Static facts of
 ``list_gpus()``. Versioned NVML calls fall back to older ones the first time the driver
 lacks them (``FunctionNotFound``) and the choice is remembered, so a list costs only
 the calls that work. A field the GPU does not support is ``None``; a lost GPU is listed
-with ``healthy=False`` and a reason, never raised.
+with ``healthy=False`` and a reason, never raised; so is one that reported a critical XID
+(nvml_xid.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
+from bot.adapters.nvml_xid import XidWatch
 from bot.domain.errors import GpuBackendUnavailable
 from bot.domain.gpus import DriverInfo, GpuInfo, GpuProcess
 
@@ -76,6 +78,7 @@ class NvmlInventory:
         ]
         self._driver: DriverInfo | None = None
         self._warned: set[str] = set()
+        self._xids = XidWatch(n)
         # Errors that mean the whole GPU is gone or wedged, not just one field.
         self._fatal = {n.NVML_ERROR_GPU_IS_LOST, n.NVML_ERROR_RESET_REQUIRED}
         self._missing = {n.NVML_ERROR_FUNCTION_NOT_FOUND,
@@ -91,6 +94,7 @@ class NvmlInventory:
                 count = n.nvmlDeviceGetCount()
             except n.NVMLError as exc:
                 raise _unavailable(f"NVML cannot count the GPUs ({exc})") from exc
+            self._xids.poll()
             units: list[GpuInfo] = []
             for index in range(count):
                 units.extend(self._units(index))
@@ -114,6 +118,7 @@ class NvmlInventory:
             if self._closed:
                 return
             self._closed = True
+            self._xids.close()
             try:
                 self._nvml.nvmlShutdown()
             except self._nvml.NVMLError as exc:
@@ -163,6 +168,7 @@ class NvmlInventory:
                 name=n.nvmlDeviceGetName(handle),
                 pci_bus_id=pci.decode() if isinstance(pci, bytes) else pci,
             )
+            self._xids.register(self._static[index].uuid, handle)
         return self._static[index]
 
     def _units(self, index: int) -> list[GpuInfo]:
@@ -191,7 +197,7 @@ class NvmlInventory:
 
     def _read(self, index: int, st: _Static) -> list[GpuInfo]:
         n, h = self._nvml, st.handle
-        health = self._health(h)
+        health = self._health(h, st.uuid)
         temperature = self._opt(lambda: self._first("temperature", [
             lambda: n.nvmlDeviceGetTemperatureV(h, n.NVML_TEMPERATURE_GPU),
             lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)]))
@@ -237,9 +243,9 @@ class NvmlInventory:
             lambda: n.nvmlDeviceGetMemoryInfo(h)]))
         return (int(mem.total), int(mem.used)) if mem is not None else (None, None)
 
-    def _health(self, h: Any) -> str | None:
+    def _health(self, h: Any, uuid: str) -> str | None:
         n = self._nvml
-        reasons = []
+        reasons = [r for r in [self._xids.reason(uuid)] if r]
         ecc = self._opt(lambda: n.nvmlDeviceGetTotalEccErrors(
             h, n.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, n.NVML_VOLATILE_ECC))
         if ecc:

@@ -13,7 +13,9 @@ Failure scripting:
 - ``FakeGpu(errors={"nvmlDeviceGetTemperature": NVML_ERROR_NOT_SUPPORTED})``: one call
   on that GPU fails; key ``"*"`` fails every call on it (a lost GPU);
 - ``FakeNvmlLib(record_size={"nvmlDeviceGetComputeRunningProcesses_v3": 32})``: the
-  driver writes process records of another size than pynvml's struct (the garbage bug).
+  driver writes process records of another size than pynvml's struct (the garbage bug);
+- ``lib.xid(index, 79)``: the driver reports an XID on that GPU; it is queued for the
+  event set only if the GPU was registered for XID events, as NVML does.
 """
 
 from __future__ import annotations
@@ -118,6 +120,12 @@ class FakeNvmlLib:
         self.handle_errors = handle_errors or {}  # GPU index -> code of GetHandleByIndex
         self.calls: Counter[str] = Counter()  # calls that reached the library
         self.lookups: Counter[str] = Counter()  # symbol look-ups (pynvml caches found ones)
+        self.registered: dict[int, int] = {}  # GPU index -> event mask registered
+        self.events: list[tuple[int, int]] = []  # (GPU index, XID) queued for the set
+
+    def xid(self, index: int, code: int) -> None:
+        if self.registered.get(index, 0) & pynvml.nvmlEventTypeXidCriticalError:
+            self.events.append((index, code))
 
     def __getattr__(self, name: str) -> _Fn:
         self.lookups[name] += 1
@@ -167,6 +175,32 @@ class FakeNvmlLib:
         if i in self.handle_errors:
             return self.handle_errors[i]
         _set_handle(ref, (i + 1) << 8)
+        return OK
+
+    # ------------------------------------------------------------------ events
+    def _nvmlEventSetCreate(self, ref: Any) -> int:
+        _set_handle(ref, 0xE7E7)
+        return OK
+
+    def _nvmlEventSetFree(self, event_set: Any) -> int:
+        return OK
+
+    def _nvmlDeviceRegisterEvents(self, h: Any, types: Any, event_set: Any) -> int:
+        if isinstance(self.target(h), FakeMig):
+            return NOT_SUPPORTED
+        index = ((ctypes.cast(h, ctypes.c_void_p).value or 0) >> 8) - 1
+        self.registered[index] = self.registered.get(index, 0) | types.value
+        return OK
+
+    def _nvmlEventSetWait_v2(self, event_set: Any, ref: Any, timeout_ms: Any) -> int:
+        if not self.events:
+            return pynvml.NVML_ERROR_TIMEOUT
+        index, code = self.events.pop(0)
+        data = _out(ref)
+        data.device = ctypes.cast(ctypes.c_void_p((index + 1) << 8), pynvml.c_nvmlDevice_t)
+        data.eventType = pynvml.nvmlEventTypeXidCriticalError
+        data.eventData = code
+        data.gpuInstanceId = data.computeInstanceId = NA
         return OK
 
     # ------------------------------------------------------------ device calls
