@@ -40,6 +40,8 @@ def web_client(token: str | None, base_url: str, *,
     client = WebClient(token=token, base_url=base_url)
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries))
     return client
+
+
 Message = tuple[str, list[dict[str, Any]]]
 
 

@@ -3,10 +3,10 @@
 A GPU is a candidate when it is healthy, held by no live lease, runs no compute process
 and uses at most ``busy_memory_bytes``. When the driver cannot list its processes, the
 memory threshold alone decides; with neither known, nothing shows the GPU idle, so it is
-not given out. Candidates are ordered least recently leased
-first (never-leased first), then by index, so wear and heat spread over the cards. A
-multi-GPU claim takes all its GPUs from one host. The database, not this function, has
-the last word: the grant inserts allocation rows whose keys refuse a GPU held twice.
+not given out. Candidates are ordered least recently leased first (never-leased first),
+then by index, so wear and heat spread over the cards. A multi-GPU claim takes all its
+GPUs from one host. The database, not this function, has the last word: the grant
+inserts allocation rows whose keys refuse a GPU held twice.
 """
 
 from __future__ import annotations

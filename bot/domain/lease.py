@@ -20,7 +20,7 @@ from enum import Enum
 from bot.domain.errors import InvalidTransition
 
 
-SYSTEM_ACTOR = "gpubot"  # the bot itself: approval timeouts, expiry
+SYSTEM_ACTOR = "gpubot"  # the bot itself (it denies what nobody decided in time)
 CLI_ACTOR = "cli"  # an admin at the host's terminal (`gpubot release`)
 
 
