@@ -90,7 +90,8 @@ def stop(bot: ServedBot, docker_client) -> None:
         bot.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         bot.process.kill()
-    for container in docker_client.containers.list(all=True, filters={"label": "gpubot.lease"}):
+    for container in docker_client.containers.list(all=True, filters={"label": "gpubot.lease"},
+                                                   ignore_removed=True):
         if container.labels.get("gpubot.user", "").startswith("U0"):
             container.remove(force=True)
 

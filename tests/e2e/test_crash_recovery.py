@@ -63,7 +63,8 @@ def settled(bot: ServedBot, docker_client) -> dict | None:
     transient = query(bot, "select id, status from leases where status in "
                            "('starting', 'pending_approval')")
     live = {r.id for r in query(bot, "select id from leases where status in ('starting','active')")}
-    containers = [c for c in docker_client.containers.list(all=True, filters={"label": f"gpubot.user={BOB}"})]
+    containers = docker_client.containers.list(  # the bot may remove one meanwhile
+        all=True, filters={"label": f"gpubot.user={BOB}"}, ignore_removed=True)
     orphans = [c.name for c in containers if int(c.labels["gpubot.lease"]) not in live]
     held_gpus = query(bot, "select gpu_uuid, count(*) n from gpu_allocations group by gpu_uuid having n > 1")
     stale = query(bot, "select a.lease_id from gpu_allocations a join leases l on l.id = a.lease_id "

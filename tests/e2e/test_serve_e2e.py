@@ -25,7 +25,8 @@ def access(bot: ServedBot, user: str, lease: int) -> tuple[str, str]:
 
 
 def containers(docker_client, user: str) -> list:
-    return docker_client.containers.list(all=True, filters={"label": f"gpubot.user={user}"})
+    return docker_client.containers.list(all=True, filters={"label": f"gpubot.user={user}"},
+                                         ignore_removed=True)
 
 
 def test_claim_login_release(served: ServedBot, docker_client) -> None:

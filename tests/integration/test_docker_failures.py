@@ -25,7 +25,7 @@ BUSYBOX = Path("/bin/busybox")
 
 def _nothing_left(client: docker.DockerClient, lease: Lease) -> bool:
     found: list[object] = client.containers.list(
-        all=True, filters={"name": f"^/gpubot-{lease.spec.lease_id}$"}
+        all=True, filters={"name": f"^/gpubot-{lease.spec.lease_id}$"}, ignore_removed=True
     )
     return not found
 
