@@ -26,9 +26,11 @@ def test_steady_state_calls_per_gpu() -> None:
         inventory.list_gpus()  # first list reads the static facts
         lib.calls.clear()
         inventory.list_gpus()
-    per_gpu = (sum(lib.calls.values()) - lib.calls["nvmlDeviceGetCount_v2"]) / GPUS
+    per_list = lib.calls["nvmlDeviceGetCount_v2"] + lib.calls["nvmlEventSetWait_v2"]
+    per_gpu = (sum(lib.calls.values()) - per_list) / GPUS
     # ECC, remapped rows, temperature, MIG mode, memory, utilization, processes (2 calls)
     assert per_gpu == 8, dict(lib.calls)
+    assert per_list == 2  # the count and one idle XID poll
 
 
 def test_list_gpus_latency_on_the_standin() -> None:
