@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,16 +54,17 @@ class LeaseRepo:
     # ------------------------------------------------------------------- users
     def lock_user(self, user_id: str, *, now: datetime) -> None:
         """Create the user row if needed and lock it, so one person's concurrent
-        claims are counted one after the other (per-user limit)."""
-        locked = select(users.c.id).where(users.c.id == user_id).with_for_update()
-        if self.s.execute(locked).first() is not None:
-            return
-        try:
-            with self.s.begin_nested():
-                self.s.execute(insert(users).values(id=user_id, created_at=now))
-        except IntegrityError:
-            pass  # created by a concurrent claim; lock it below
-        self.s.execute(locked)
+        claims are counted one after the other (per-user limit). One statement: on
+        PostgreSQL the upsert's DO UPDATE takes the row lock, also when the row was just
+        inserted by a concurrent claim; SQLite's BEGIN IMMEDIATE already runs one writer
+        at a time."""
+        if self.s.get_bind().dialect.name == "postgresql":
+            upsert = pg_insert(users).values(id=user_id, created_at=now)
+            self.s.execute(upsert.on_conflict_do_update(
+                index_elements=[users.c.id], set_={"id": upsert.excluded.id}))
+        else:
+            self.s.execute(sqlite_insert(users).values(id=user_id, created_at=now)
+                           .on_conflict_do_nothing(index_elements=[users.c.id]))
 
     # ------------------------------------------------------------- allocations
     def serialize_grants(self, host: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -78,14 +78,22 @@ class ClaimService:
         repo.serialize_grants(cfg.host)
         taken = repo.taken_gpus()
         self._report_foreign_use(gpus, taken, now)
-        last = repo.last_leased(g.uuid for g in gpus)
+
+        def choose(taken: set[str], last: Mapping[str, datetime] | None = None
+                   ) -> list[GpuInfo] | None:
+            return allocation.choose(gpus, count=lease.gpu_count, taken=taken,
+                                     busy_memory_bytes=cfg.busy_memory_bytes,
+                                     model=lease.gpu_model, last_leased=last)
+
+        last: Mapping[str, datetime] | None = None  # read once a grant is possible
         for _ in range(len(gpus) + 1):
-            chosen = allocation.choose(gpus, count=lease.gpu_count, taken=taken,
-                                       busy_memory_bytes=cfg.busy_memory_bytes,
-                                       model=lease.gpu_model, last_leased=last)
+            chosen = choose(taken, last)
             if chosen is None:
                 raise NoGpuFree(_no_gpu_message(gpus, taken, lease,
                                                  cfg.busy_memory_bytes))
+            if last is None:  # the same candidates, now least recently leased first
+                last = repo.last_leased(g.uuid for g in gpus)
+                chosen = choose(taken, last) or chosen
             uuids = sorted(g.uuid for g in chosen)  # one lock order for all grants
             if repo.try_allocate_gpus(lease, uuids, host=chosen[0].host, now=now):
                 break
