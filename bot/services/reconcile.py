@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, and_, delete, exists, func, insert, select
+from sqlalchemy import CursorResult, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from bot.db.tables import audit, gpu_allocations, leases, port_allocations
@@ -111,19 +111,20 @@ class Reconciler:
         grant = (select(func.min(gpu_allocations.c.allocated_at))
                  .where(gpu_allocations.c.lease_id == leases.c.id).scalar_subquery()
                  .label("granted_at"))
-        with d.db.transaction() as session:
-            live = {r.id: r for r in session.execute(select(
-                leases.c.id, leases.c.status, leases.c.host, leases.c.container_id).where(
-                leases.c.status.in_(LIVE)))}
-            starting = session.execute(select(leases.c.id, leases.c.created_at, grant).where(
-                leases.c.status == LeaseStatus.STARTING)).all()
+        here = or_(leases.c.host.is_(None), leases.c.host == d.config.host)
+        with d.db.transaction() as session:  # plain ids: this runs over every live lease
+            live = set(session.scalars(select(leases.c.id).where(leases.c.status.in_(LIVE))))
+            active_here = session.scalars(select(leases.c.id).where(
+                leases.c.status == LeaseStatus.ACTIVE, here)).all()
+            starting = session.execute(select(
+                leases.c.id, leases.c.created_at, leases.c.container_id, grant).where(
+                leases.c.status == LeaseStatus.STARTING, here)).all()
 
         for container in listed:
             if container.lease_id not in live:
                 self._each(report, "orphans_stopped", d.runtime.stop, container.lease_id)
-        here = {i for i, r in live.items() if r.host in (None, d.config.host)}
         dead: dict[int, ContainerState] = {}
-        for lease_id in (i for i in here if live[i].status is LeaseStatus.ACTIVE):
+        for lease_id in active_here:
             state = by_lease[lease_id].state if lease_id in by_lease else None
             if state is None:  # not listed: confirm before failing it
                 state = self._each(report, "", d.runtime.poll, lease_id)
@@ -132,19 +133,19 @@ class Reconciler:
             if state.status in (ContainerStatus.EXITED, ContainerStatus.GONE):
                 dead[lease_id] = state
         report.died += len(self.lc.fail_dead(dead))
-        self._stuck_starts(report, starting, here, live, by_lease)
+        self._stuck_starts(report, starting, by_lease)
 
-    def _stuck_starts(self, report: ReconcileReport, starting: Sequence[Any], here: set[int],
-                      live: dict[int, Any], by_lease: dict[int, ManagedContainer]) -> None:
+    def _stuck_starts(self, report: ReconcileReport, starting: Sequence[Any],
+                      by_lease: dict[int, ManagedContainer]) -> None:
+        """``starting``: this host's starting leases (id, created_at, container_id,
+        granted_at)."""
         d, now = self.d, self.d.clock.now()
         patience = d.config.ready_timeout + self.lc.starting_grace
         plans: dict[int, str | None] = {}  # lease id -> failure reason, None: complete it
         for row in starting:
-            if row.id not in here:
-                continue
             container = by_lease.get(row.id)
             state = container.state if container else ContainerState(ContainerStatus.GONE)
-            if live[row.id].container_id and state.status in (ContainerStatus.EXITED,
+            if row.container_id and state.status in (ContainerStatus.EXITED,
                                                               ContainerStatus.GONE):
                 plans[row.id] = _start_died(state)
             elif (row.granted_at or row.created_at) <= now - patience:
