@@ -52,11 +52,13 @@ class ClaimService:
             d.policy.check_claim(duration=duration, gpu_count=gpu_count,
                                  open_leases=len(repo.open_for_user(user_id)))
             status = LeaseStatus.PENDING_APPROVAL if needs_approval else LeaseStatus.STARTING
-            lease = repo.add(Lease(user_id=user_id, duration=duration, created_at=now,
-                                   gpu_count=gpu_count, gpu_model=model, status=status,
-                                   channel_id=channel_id))
-            if not needs_approval:
-                self.grant(repo, lease, gpus, now=now)
+            lease = Lease(user_id=user_id, duration=duration, created_at=now,
+                          gpu_count=gpu_count, gpu_model=model, status=status,
+                          channel_id=channel_id)
+            if needs_approval:
+                repo.add(lease)
+            else:
+                self.grant(repo, lease, gpus, now=now)  # adds it once a GPU is free
             repo.audit(at=now, actor=user_id, action="claim", lease_id=lease.id,
                        detail=f"{duration} x{gpu_count}{' ' + model if model else ''}")
             return lease
@@ -69,7 +71,8 @@ class ClaimService:
 
     def grant(self, repo: LeaseRepo, lease: Lease, gpus: Sequence[GpuInfo], *,
               now: datetime) -> None:
-        """Give ``lease`` its GPU(s), port and password inside the caller's transaction.
+        """Give ``lease`` its GPU(s), port and password inside the caller's transaction;
+        a new lease (no id yet) is added only then, so a refusal writes nothing.
 
         The allocation rows' primary keys are the arbiter: when a concurrent grant took
         a chosen GPU first, the insert is refused, we re-read what is taken and choose
@@ -94,6 +97,8 @@ class ClaimService:
             if last is None:  # the same candidates, now least recently leased first
                 last = repo.last_leased(g.uuid for g in gpus)
                 chosen = choose(taken, last) or chosen
+            if lease.id is None:
+                repo.add(lease)
             uuids = sorted(g.uuid for g in chosen)  # one lock order for all grants
             if repo.try_allocate_gpus(lease, uuids, host=chosen[0].host, now=now):
                 break
