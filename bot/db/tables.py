@@ -9,6 +9,8 @@ grants racing for one GPU or port cannot both commit, whatever Python believed.
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import Column, Enum, ForeignKey, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.orm import registry
 
@@ -94,13 +96,16 @@ audit = Table(
 
 mapper_registry = registry(metadata=metadata)
 _mapped = False
+_mapping = threading.Lock()
 
 
 def map_domain() -> None:
     """Map the domain's Lease dataclass onto ``leases`` (imperative mapping keeps the
-    domain free of SQLAlchemy). Idempotent."""
+    domain free of SQLAlchemy). Idempotent, and safe when several threads open their
+    first Database at once (two mappings of one class would fail)."""
     global _mapped
-    if _mapped:
-        return
-    mapper_registry.map_imperatively(Lease, leases, properties={"duration": leases.c.duration_s})
-    _mapped = True
+    with _mapping:
+        if not _mapped:
+            mapper_registry.map_imperatively(Lease, leases,
+                                             properties={"duration": leases.c.duration_s})
+            _mapped = True

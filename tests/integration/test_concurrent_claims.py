@@ -29,10 +29,22 @@ def _fire(url: str, users: list[str], *, inventory: FakeInventory) -> dict[str, 
     lock = threading.Lock()
 
     def one(user: str) -> None:
-        db = Database(url, pool_size=1, max_overflow=0) if "postgresql" in url else Database(url)
-        kit = build(db, inventory=inventory, runtime=object())
         try:
-            barrier.wait()
+            db = Database(url, pool_size=1, max_overflow=0) if "postgresql" in url \
+                else Database(url)
+            kit = build(db, inventory=inventory, runtime=object())
+        except Exception as exc:  # the others must not wait for this thread forever
+            barrier.abort()
+            with lock:
+                results.append((user, 0.0, f"error:setup: {exc!r}"))
+            return
+        try:
+            try:
+                barrier.wait(timeout=60)
+            except threading.BrokenBarrierError:
+                with lock:
+                    results.append((user, 0.0, "error:another thread failed to set up"))
+                return
             started = time.perf_counter()
             try:
                 lease = kit.claims.claim(user_id=user, duration=timedelta(hours=24))
