@@ -146,7 +146,7 @@ class Reconciler:
             container = by_lease.get(row.id)
             state = container.state if container else ContainerState(ContainerStatus.GONE)
             if row.container_id and state.status in (ContainerStatus.EXITED,
-                                                              ContainerStatus.GONE):
+                                                     ContainerStatus.GONE):
                 plans[row.id] = _start_died(state)
             elif (row.granted_at or row.created_at) <= now - patience:
                 plans[row.id] = None if state.status is ContainerStatus.RUNNING else (
