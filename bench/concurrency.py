@@ -73,6 +73,7 @@ def fire(url: str, users: list[str], gpus: int, *, warm: bool, counter: Any = No
     claim, as a running bot's engine has; the tables are then emptied."""
     from bot.db.engine import Database
     from bot.domain.errors import LeaseLimitReached, NoGpuFree
+    from bot.serve import freeze_startup_objects
     from tests.fakes.gpus import FakeInventory
     from tests.fakes.services import build
 
@@ -128,6 +129,7 @@ def fire(url: str, users: list[str], gpus: int, *, warm: bool, counter: Any = No
     if warm:
         _truncate(url)
     ready.wait(timeout=120)
+    freeze_startup_objects()  # the engines and services are built, as in a running bot
     if counter is not None:
         counter.reset()
     start_at.append(time.perf_counter())
@@ -210,7 +212,9 @@ def run(*, claims: int, gpus: int, rounds: int, log: Any = print) -> Section:
         "claim is its engine's first and pays SQLAlchemy's statement compilation (a "
         "running bot compiled those long ago); *warm* first lets every engine make one "
         "untimed, granted claim (enough GPUs and ports for all), empties the tables "
-        "(`TRUNCATE`), then fires. The target is judged on *warm*."))
+        "(`TRUNCATE`), then fires. Before firing, both variants freeze what setup made "
+        "(`gc.freeze()`), as `gpubot serve` does once it is built. The target is judged "
+        "on *warm*."))
     rows = []
     for variant, label in VARIANTS:
         for i, p in enumerate(per_round[variant]):
