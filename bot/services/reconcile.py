@@ -144,7 +144,12 @@ class Reconciler:
         plans: dict[int, str | None] = {}  # lease id -> failure reason, None: complete it
         for row in starting:
             container = by_lease.get(row.id)
-            state = container.state if container else ContainerState(ContainerStatus.GONE)
+            state = container.state if container else None
+            if state is None and row.container_id:  # created after the listing? ask again
+                state = self._each(report, "", d.runtime.poll, row.id)
+                if state is None:
+                    continue
+            state = state or ContainerState(ContainerStatus.GONE)
             if row.container_id and state.status in (ContainerStatus.EXITED,
                                                      ContainerStatus.GONE):
                 plans[row.id] = _start_died(state)

@@ -156,6 +156,20 @@ def test_a_starting_lease_whose_container_died_fails_at_once(env: Env, vanish: b
     assert env.kit.runtime.list_managed() == [] and env.allocations() == (0, 0)
 
 
+def test_a_start_recorded_after_the_listing_is_not_taken_for_dead(env: Env,
+                                                                   monkeypatch) -> None:
+    """The listing came first; the start created and recorded its container before the
+    leases were read. Polled again, the container is running: the start goes on."""
+    lease = env.kit.claims.claim(user_id="U1", duration=H)
+    env.start_container_only(lease)
+    with env.kit.deps.db.transaction() as session:
+        LeaseRepo(session).get(lease.id or 0).container_id = "fake1"
+    monkeypatch.setattr(env.kit.runtime, "list_managed", lambda: [])  # an older listing
+    report = env.lc.reconcile()
+    assert report.starts_failed == 0 and env.lease(lease.id).status is S.STARTING
+    assert env.sent("claim_failed") == [] and lease.id not in env.kit.runtime.stopped
+
+
 def test_a_recovery_is_taken_once_per_patience_window(env: Env) -> None:
     lease = env.kit.claims.claim(user_id="U1", duration=H)
     env.start_container_only(lease)
