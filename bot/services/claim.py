@@ -171,9 +171,7 @@ class ClaimService:
         crashpoint("claim.before_dm")
         d.notifier.access_ready(active, AccessInfo(url=d.config.url(active.port or 0),
                                                    password=password))
-        with d.db.transaction() as session:  # the reconciler re-sends an unconfirmed DM
-            LeaseRepo(session).audit(at=d.clock.now(), actor="system",
-                                     action=ACCESS_INTENT + ".done", lease_id=lease_id)
+        self._confirm(ACCESS_INTENT, lease_id)
         return active
 
     def _record(self, lease_id: int, *, container_id: str | None = None,
@@ -225,10 +223,14 @@ class ClaimService:
                        detail=reason)
             repo.audit(at=now, actor="system", action=FAILED_INTENT, lease_id=lease_id)
         d.notifier.claim_failed(lease, reason)
-        with d.db.transaction() as session:  # the reconciler re-sends an unconfirmed DM
-            LeaseRepo(session).audit(at=d.clock.now(), actor="system",
-                                     action=FAILED_INTENT + ".done", lease_id=lease_id)
+        self._confirm(FAILED_INTENT, lease_id)
         return lease
+
+    def _confirm(self, intent: str, lease_id: int) -> None:
+        """The DM an intent promised was sent: the reconciler need not send it again."""
+        with self.d.db.transaction() as session:
+            LeaseRepo(session).audit(at=self.d.clock.now(), actor="system",
+                                     action=intent + ".done", lease_id=lease_id)
 
     def _describe(self, lease: Lease) -> str:
         by_uuid = {g.uuid: g for g in self.d.inventory.list_gpus()}
