@@ -15,19 +15,37 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import Enum
 
-from bot.domain.durations import shown, parse_duration
-from bot.domain.errors import DomainError
+from bot.domain.durations import parse_duration, shown
+from bot.domain.errors import DomainError, InvalidDuration
 
 MAX_INPUT = 200  # longer text is not a command anybody typed on purpose
 _LEASE = re.compile(r"#?([0-9]{1,9})", re.ASCII)
 _GPUS = re.compile(r"([0-9]{1,2})\s*(?:x\s*)?gpus?", re.ASCII | re.IGNORECASE)
 _MODEL = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}", re.ASCII)
+_UNIT = re.compile(r"[wdhm]", re.ASCII | re.IGNORECASE)
+_CLAIM_EXAMPLES = "Try `/gpu claim 24h`, `/gpu claim 2d 2 gpus` or `/gpu claim 24h a100`."
+
+
+class Verb(str, Enum):
+    """The sub-commands of DESIGN §4; a str, so ``cmd.verb == "claim"`` holds."""
+
+    HELP = "help"
+    CLAIM = "claim"
+    RELEASE = "release"
+    EXTEND = "extend"
+    STATUS = "status"
+    MINE = "mine"
+    PASSWORD = "password"
+
+    def __str__(self) -> str:  # f"{verb}" gives "claim", not "Verb.CLAIM"
+        return self.value
 
 
 @dataclass(frozen=True)
 class Command:
-    verb: str  # help | claim | release | extend | status | mine | password
+    verb: Verb
     duration: timedelta | None = None
     gpu_count: int = 1
     model: str | None = None
@@ -35,52 +53,62 @@ class Command:
     note: str | None = None  # e.g. why help is shown
 
 
-def parse(text: str | None, *, default_duration: timedelta) -> Command:
+def parse(text: str | None, *, default_duration: timedelta,
+          max_lease: timedelta | None = None) -> Command:
+    """``max_lease`` (optional) words the message for an absurdly long duration."""
     raw = (text or "").strip()
     if len(raw) > MAX_INPUT:
-        return Command("help", note="That command is too long to be one of mine.")
+        return Command(Verb.HELP, note="That command is too long to be one of mine.")
     words = raw.split()
     if not words:
-        return Command("help")
-    verb, args = words[0].lower(), words[1:]
-    if verb in {"help", "status", "mine"}:
+        return Command(Verb.HELP)
+    try:
+        verb, args = Verb(words[0].lower()), words[1:]
+    except ValueError:
+        return Command(Verb.HELP, note=f"I don't know `{shown(words[0], 20)}`.")
+    if verb in {Verb.HELP, Verb.STATUS, Verb.MINE}:
         return Command(verb)
-    if verb == "claim":
-        return _claim(args, default_duration)
-    if verb in {"release", "password"}:
+    if verb is Verb.CLAIM:
+        return _claim(args, default_duration, max_lease)
+    if verb in {Verb.RELEASE, Verb.PASSWORD}:
         return Command(verb, lease_id=_lease(args, verb))
-    if verb == "extend":
-        if not args:
-            raise DomainError("Say how much longer, e.g. `/gpu extend 4h` or "
-                              "`/gpu extend 1d 12`.")
-        return Command(verb, duration=parse_duration(args[0]), lease_id=_lease(args[1:], verb))
-    return Command("help", note=f"I don't know `{shown(words[0], 20)}`.")
+    if not args:
+        raise DomainError("Say how much longer, e.g. `/gpu extend 4h` or "
+                          "`/gpu extend 1d 12`.")
+    return Command(verb, duration=parse_duration(args[0], longest=max_lease),
+                   lease_id=_lease(args[1:], verb))
 
 
-def _claim(args: list[str], default_duration: timedelta) -> Command:
-    rest = " ".join(args)
-    duration = default_duration
-    if args and args[0][:1].isdigit() and not _GPUS.fullmatch(rest):
-        first = re.match(r"[0-9wdhmWDHM\s]+?(?=\s+[0-9]{1,2}\s*(?:x\s*)?gpus?\b|\s+[A-Za-z]|$)",
-                         rest)
-        token = first.group(0) if first else args[0]
-        duration, rest = parse_duration(token), rest[len(token):].strip()
-    elif args and args[0].startswith("-"):
-        parse_duration(args[0])  # raises the "negative" message
+def _claim(args: list[str], default: timedelta, longest: timedelta | None) -> Command:
+    """``[<duration>] [<n> gpus] [<model>]``. The duration is the longest run of leading
+    words that reads as one (``1d 12h``, ``24 h``); a leading word that starts like a
+    number but is neither a duration nor a GPU count is reported as a bad duration."""
+    duration, rest = default, args
+    for end in range(len(args), 0, -1):
+        try:
+            duration = parse_duration(" ".join(args[:end]), longest=longest)
+        except InvalidDuration:
+            continue
+        rest = args[end:]
+        break
+    else:
+        if args and args[0][:1] in set("0123456789-") and not _GPUS.match(" ".join(args)):
+            parse_duration(args[0], longest=longest)  # raises: no unit, negative, too long
+    text = " ".join(rest)
     count = 1
-    gpus = _GPUS.match(rest)
+    gpus = _GPUS.match(text)
     if gpus:
-        count, rest = int(gpus.group(1)), rest[gpus.end():].strip()
-    model = None
-    if rest:
-        if not _MODEL.fullmatch(rest):
-            raise DomainError(f"I could not read `{shown(rest)}`. Try `/gpu claim 24h`, "
-                              f"`/gpu claim 2d 2 gpus` or `/gpu claim 24h a100`.")
-        model = rest
-    return Command("claim", duration=duration, gpu_count=count, model=model)
+        count, text = int(gpus.group(1)), text[gpus.end():].strip()
+    if not text:
+        return Command(Verb.CLAIM, duration=duration, gpu_count=count)
+    if _UNIT.fullmatch(text):  # `/gpu claim h`: a duration without its number
+        parse_duration(text)  # raises "did you mean 24h?"
+    if not _MODEL.fullmatch(text):
+        raise DomainError(f"I could not read `{shown(text)}`. {_CLAIM_EXAMPLES}")
+    return Command(Verb.CLAIM, duration=duration, gpu_count=count, model=text)
 
 
-def _lease(args: list[str], verb: str) -> int | None:
+def _lease(args: list[str], verb: Verb) -> int | None:
     if not args:
         return None
     match = _LEASE.fullmatch(args[0])

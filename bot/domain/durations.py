@@ -7,17 +7,21 @@ from datetime import timedelta
 
 from bot.domain.errors import InvalidDuration
 
-_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1),
-          "m": timedelta(minutes=1)}
+_MINUTES = {"w": 7 * 24 * 60, "d": 24 * 60, "h": 60, "m": 1}
+# No lease, setting or extension may be longer: far beyond any lab policy, and small
+# enough that ``now + duration`` can never overflow datetime (year 9999).
+LONGEST = timedelta(days=3660)
+_TYPICAL = {"w": "1w", "d": "3d", "h": "24h", "m": "90m"}  # a lone unit letter's guess
 _PART = re.compile(r"([0-9]{1,6})\s*([wdhm])", re.ASCII)
 _WHOLE = re.compile(r"(?:[0-9]{1,6}\s*[wdhm]\s*)+", re.ASCII)
 EXAMPLES = "`90m`, `24h`, `3d`, `1w` or `1d12h`"
 
 
-def parse_duration(text: str) -> timedelta:
-    """Parse a positive duration; case-insensitive, spaces tolerated.
+def parse_duration(text: str, *, longest: timedelta | None = None) -> timedelta:
+    """Parse a positive duration of at most ``LONGEST``; case-insensitive, spaces tolerated.
 
     Raises InvalidDuration with a sentence that says what was wrong and shows examples.
+    ``longest`` (the policy's maximum lease) only words the message for an absurd value.
     """
     cleaned = (text or "").strip().lower()
     if not cleaned:
@@ -26,13 +30,22 @@ def parse_duration(text: str) -> timedelta:
         raise InvalidDuration(f"A duration cannot be negative: `{shown(text)}`. "
                               f"Try {EXAMPLES}.")
     if cleaned.isascii() and cleaned.isdigit():
-        raise InvalidDuration(f"`{shown(text)}` has no unit. Add m, h, d or w: {EXAMPLES}.")
+        raise InvalidDuration(f"`{shown(text)}` has no unit: did you mean "
+                              f"`{int(cleaned)}h`? Add m, h, d or w: {EXAMPLES}.")
+    if cleaned in _TYPICAL:
+        raise InvalidDuration(f"`{shown(text)}` has no number: did you mean "
+                              f"`{_TYPICAL[cleaned]}`? Try {EXAMPLES}.")
     if not _WHOLE.fullmatch(cleaned):
         raise InvalidDuration(f"`{shown(text)}` is not a duration. Try {EXAMPLES}.")
-    total = sum((int(n) * _UNITS[u] for n, u in _PART.findall(cleaned)), timedelta())
-    if total <= timedelta(0):
+    # Integer minutes first: timedelta(weeks=999999999) itself overflows.
+    minutes = sum(int(n) * _MINUTES[u] for n, u in _PART.findall(cleaned))
+    if minutes <= 0:
         raise InvalidDuration(f"A lease must last longer than zero. Try {EXAMPLES}.")
-    return total
+    if minutes > LONGEST // timedelta(minutes=1):
+        most = (f"the maximum lease is {format_duration(longest)}" if longest
+                else "no lease can last longer than 10 years")
+        raise InvalidDuration(f"`{shown(text)}` is far too long: {most}. Try {EXAMPLES}.")
+    return timedelta(minutes=minutes)
 
 
 def check_bounds(duration: timedelta, *, minimum: timedelta, maximum: timedelta) -> timedelta:

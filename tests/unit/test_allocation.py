@@ -1,5 +1,7 @@
 from datetime import UTC, datetime
 
+import pytest
+
 from bot.domain import allocation
 from bot.domain.gpus import GpuInfo, GpuProcess
 
@@ -54,3 +56,37 @@ def test_busy_outside_leases() -> None:
     leased_busy = gpu(2, processes=(GpuProcess(98, GIB),))
     found = allocation.busy_outside_leases([gpu(0), busy, leased_busy], taken={"GPU-2"})
     assert [g.uuid for g in found] == ["GPU-1"]
+
+
+NAMES = ["NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "NVIDIA L40S",
+         "NVIDIA GeForce RTX 4090", "Synthetic GPU"]
+
+
+@pytest.mark.parametrize(("model", "matched"), [
+    ("h100", ["GPU-0"]), ("H100", ["GPU-0"]), ("a100", ["GPU-1"]), ("l40s", ["GPU-2"]),
+    ("rtx-4090", ["GPU-3"]), ("rtx4090", ["GPU-3"]), ("synthetic", ["GPU-4"]),
+    ("h", []), ("n", []), ("100", []), ("nvid", []), ("l40", []), ("a1", []), ("-", []),
+])
+def test_models_match_whole_tokens_of_gpu_names(model: str, matched: list[str]) -> None:
+    gpus = [gpu(i, name=n) for i, n in enumerate(NAMES)]
+    assert [g.uuid for g in gpus if allocation.matches_model(g, model)] == matched
+    assert allocation.is_known_model(gpus, model) is bool(matched)
+
+
+def test_models_on_offer_are_the_words_people_type() -> None:
+    gpus = [gpu(i, name=n) for i, n in enumerate(NAMES + ["NVIDIA H100 80GB HBM3"])]
+    assert allocation.models_on_offer(gpus) == ["a100", "h100", "l40s", "rtx-4090",
+                                                "synthetic"]
+    for name in NAMES:  # each listed word claims its model
+        assert allocation.matches_model(gpu(0, name=name), allocation.model_of(name))
+
+
+def test_an_unknown_model_is_refused_naming_the_models_on_offer() -> None:
+    gpus = [gpu(0), gpu(1, name="NVIDIA A100-SXM4-80GB", healthy=False)]
+    allocation.require_known_model(gpus, "a100")  # known, even while unhealthy
+    allocation.require_known_model(gpus, None)
+    with pytest.raises(allocation.UnknownModel) as err:
+        allocation.require_known_model(gpus, "h")
+    assert "`h`" in err.value.message and "`a100`, `h100`" in err.value.message
+    with pytest.raises(allocation.UnknownModel, match="no GPU is on offer"):
+        allocation.require_known_model([], "h100")

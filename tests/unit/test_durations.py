@@ -19,8 +19,9 @@ def test_parses(text: str, expected: timedelta) -> None:
 
 @pytest.mark.parametrize(("text", "fragment"), [
     ("0h", "longer than zero"), ("0m0h", "longer than zero"), ("-5h", "negative"),
-    ("banana", "not a duration"), ("24", "no unit"), ("", "Give a duration"),
-    ("   ", "Give a duration"), ("5x", "not a duration"), ("h", "not a duration"),
+    ("banana", "not a duration"), ("24", "did you mean `24h`?"), ("", "Give a duration"),
+    ("   ", "Give a duration"), ("5x", "not a duration"), ("h", "did you mean `24h`?"),
+    ("D", "did you mean `3d`?"), ("999999w", "far too long"), ("999w" * 10, "10 years"),
     ("1.5h", "not a duration"), ("24h; rm -rf /", "not a duration"), ("１h", "not a duration"),
     ("9999999h", "not a duration"),
 ])
@@ -29,6 +30,17 @@ def test_rejects_with_a_clear_message(text: str, fragment: str) -> None:
         parse_duration(text)
     assert fragment in err.value.message
     assert "90m" in err.value.message or "24h" in err.value.message
+
+
+def test_the_longest_duration_still_fits_any_datetime_arithmetic() -> None:
+    from datetime import UTC, datetime
+
+    from bot.domain.durations import LONGEST
+
+    assert parse_duration("522w") == 522 * 7 * D <= LONGEST  # ~10 years is still read
+    assert datetime(2200, 1, 1, tzinfo=UTC) + LONGEST > datetime(2200, 1, 1, tzinfo=UTC)
+    with pytest.raises(InvalidDuration, match="far too long: the maximum lease is 7d"):
+        parse_duration("999999w", longest=7 * D)
 
 
 def test_echo_of_bad_input_is_short_and_cannot_break_markup() -> None:
