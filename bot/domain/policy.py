@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.domain.durations import check_bounds, format_duration
 from bot.domain.errors import DomainError, LeaseLimitReached, NotAllowed
@@ -42,6 +42,16 @@ class Policy:
                 f"That would make the lease {format_duration(new_total)} long; the "
                 f"maximum is {format_duration(self.max_lease)}."
             )
+
+    def extended_expiry(self, *, started_at: datetime, expires_at: datetime,
+                        duration: timedelta) -> datetime:
+        """The new end of a lease extended by ``duration``, bounds checked before any
+        arithmetic (``expires_at + 999999w`` raises OverflowError, not a DomainError)."""
+        if duration > self.max_lease:
+            raise DomainError(f"An extension of {format_duration(duration)} is longer than "
+                              f"the maximum lease of {format_duration(self.max_lease)}.")
+        self.check_extension(new_total=expires_at - started_at + duration)
+        return expires_at + duration
 
     def is_admin(self, user_id: str) -> bool:
         return user_id in self.admins
