@@ -35,6 +35,7 @@ from bot.adapters.docker_state import (
     LABEL_USER,
     explain,
     has_died,
+    is_this_hosts,
     managed_container,
     state_from_inspect,
 )
@@ -237,9 +238,10 @@ class DockerRuntime:
 
     def list_managed(self) -> list[ManagedContainer]:
         containers = self._client.containers.list(
-            all=True, filters={"label": self._our_labels()}, ignore_removed=True
+            all=True, filters={"label": [LABEL_LEASE]}, ignore_removed=True
         )
-        found = [managed_container(c.id, c.name, c.attrs) for c in containers]
+        ours = [c for c in containers if is_this_hosts(c.labels, self._config.host)]
+        found = [managed_container(c.id, c.name, c.attrs) for c in ours]
         return [m for m in found if m is not None]
 
     def watch_events(self, *, on_event: EventCallback, stop: threading.Event) -> None:
@@ -250,11 +252,14 @@ class DockerRuntime:
             stream = None
             try:
                 stream = self._client.events(decode=True, filters={
-                    "type": "container", "event": ["die"], "label": self._our_labels()})
+                    "type": "container", "event": ["die"], "label": [LABEL_LEASE]})
                 closer = threading.Thread(target=_close_when, args=(stop, stream), daemon=True)
                 closer.start()
                 for event in stream:
-                    lease = (event.get("Actor") or {}).get("Attributes", {}).get(LABEL_LEASE)
+                    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+                    lease = attributes.get(LABEL_LEASE)
+                    if not is_this_hosts(attributes, self._config.host):
+                        continue
                     if lease and lease.isdigit():
                         on_event(int(lease), self.poll(int(lease)))
             except Exception:  # engine restarted, connection dropped, callback failed
@@ -264,10 +269,6 @@ class DockerRuntime:
             finally:
                 if stream is not None:
                     stream.close()
-
-    def _our_labels(self) -> list[str]:
-        host = self._config.host
-        return [LABEL_LEASE, f"{LABEL_HOST}={host}"] if host else [LABEL_LEASE]
 
     # ---------------------------------------------------------------- helpers
     def _find(self, lease_id: int, *, for_start: bool = False) -> Container | None:

@@ -51,6 +51,16 @@ def has_died(attrs: Mapping[str, Any]) -> bool:
     return state.get("Status") in _EXITED or int(attrs.get("RestartCount") or 0) > 0
 
 
+def is_this_hosts(labels: Mapping[str, Any], host: str) -> bool:
+    """A container (or network) with our lease label is this host's when its host label
+    is ours, or absent/empty (made by hand or by a version before host labels, DESIGN.md
+    §4). Docker's label filters cannot say "label absent", so this is checked here."""
+    if LABEL_LEASE not in labels:
+        return False
+    theirs = labels.get(LABEL_HOST) or ""
+    return not host or not theirs or theirs == host
+
+
 def managed_container(
     container_id: str, name: str, attrs: Mapping[str, Any]
 ) -> ManagedContainer | None:
