@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from bot.services.facade import UseCases
 
 app = typer.Typer(help="gpubot: lease the lab's GPUs as Jupyter environments from Slack.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -46,11 +49,11 @@ def serve() -> None:
 def db_upgrade() -> None:
     """Migrate the database to the newest schema."""
     from bot import logs
-    from bot.main import upgrade_database
+    from bot.db import migrate
 
     settings = _settings()
     logs.configure(settings.log_level)
-    upgrade_database(settings)
+    migrate.upgrade(settings.database_url)
     console.print("database is at the newest schema")
 
 
@@ -58,12 +61,9 @@ def db_upgrade() -> None:
 def leases(all_: Annotated[bool, typer.Option("--all", help="Include ended leases.")] = False,
            ) -> None:
     """List open leases (or all, newest first)."""
-    from bot.services.views import list_leases
-
-    settings = _settings()
-    services = _services(settings)
-    now = services.deps.clock.now()
-    rows = list_leases(services.deps, include_ended=all_)
+    use_cases = _use_cases(_settings())
+    now = use_cases.now()
+    rows = use_cases.all_leases(include_ended=all_)
     table = Table("lease", "user", "status", "GPUs", "port", "expires (UTC)", "left",
                   title="gpubot leases")
     for row in rows:
@@ -80,9 +80,9 @@ def release(lease: Annotated[int, typer.Argument(help="Lease id, as in `gpubot l
     from bot.domain.errors import DomainError
     from bot.domain.lease import CLI_ACTOR
 
-    services = _services(_settings())
+    use_cases = _use_cases(_settings())
     try:
-        ended = services.manage.release(user_id=CLI_ACTOR, lease_id=lease, as_admin=True)
+        ended = use_cases.leases.release(user_id=CLI_ACTOR, lease_id=lease, as_admin=True)
     except DomainError as exc:
         _fail(exc.message, 1)
     console.print(f"lease {ended.id} released; the workspace of {ended.user_id} is kept")
@@ -98,19 +98,12 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     raise typer.Exit(run_doctor(_settings(), as_json=as_json))
 
 
-def _services(settings: Settings):  # type: ignore[no-untyped-def]
-    """Services for one-shot admin commands: GPUs and Docker are touched only if the
-    command needs them, and nothing is sent to Slack."""
+def _use_cases(settings: Settings) -> UseCases:
     from bot import logs
-    from bot.main import build_services, make_inventory, make_runtime, make_vault
-    from bot.services.lazy import Lazy
-    from bot.services.log_notifier import LogNotifier
+    from bot.bootstrap import build_cli
 
     logs.configure("WARNING")
-    return build_services(settings, notifier=LogNotifier(),
-                          inventory=Lazy(lambda: make_inventory(settings)),  # type: ignore
-                          runtime=Lazy(lambda: make_runtime(settings)),  # type: ignore
-                          vault=Lazy(lambda: make_vault(settings)))  # type: ignore
+    return build_cli(settings).use_cases
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -11,9 +11,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
+from bot.domain.containers import ContainerState, ContainerStatus  # noqa: F401 (re-exported)
 from bot.domain.gpus import DriverInfo, GpuInfo, GpuProcess  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
@@ -31,21 +31,6 @@ class GpuInventory(Protocol):
 
 
 # --------------------------------------------------------------------- containers
-class ContainerStatus(str, Enum):
-    RUNNING = "running"
-    EXITED = "exited"
-    GONE = "gone"  # no such container (Docker answered 404)
-    STARTING = "starting"  # created, not yet running
-
-
-@dataclass(frozen=True)
-class ContainerState:
-    status: ContainerStatus
-    exit_code: int | None = None
-    oom_killed: bool = False
-    error: str | None = None
-
-
 @dataclass(frozen=True)
 class ContainerSpec:
     """Everything the runtime needs to start one lease's Jupyter container."""

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -33,12 +33,7 @@ JOB_IDS = ("expire", "remind", "reconcile")
 DEFAULT_RECONCILE_SECONDS = 60.0
 
 
-class Lifecycle(Protocol):
-    def expire(self) -> Any: ...
-
-    def remind(self) -> Any: ...
-
-    def reconcile(self) -> Any: ...
+Job = Callable[[], Any]
 
 
 def guarded(name: str, job: Callable[[], Any]) -> Callable[[], None]:
@@ -59,11 +54,12 @@ def guarded(name: str, job: Callable[[], Any]) -> Callable[[], None]:
     return run
 
 
-def build_scheduler(lifecycle: Lifecycle, tick_seconds: float, *,
+def build_scheduler(jobs: Mapping[str, Job], tick_seconds: float, *,
                     reconcile_seconds: float | None = None,
                     now: Callable[[], datetime] = lambda: datetime.now(UTC)
                     ) -> BackgroundScheduler:
-    """The scheduler, not yet started: ``expire`` and ``remind`` every ``tick_seconds``,
+    """The scheduler, not yet started, over ``jobs`` (one callable per name in
+    ``JOB_IDS``): ``expire`` and ``remind`` every ``tick_seconds``,
     ``reconcile`` every ``reconcile_seconds`` (default: a minute, or the tick if longer)
     and once at start-up. The caller starts it and shuts it down
     (``shutdown(wait=True)`` lets running jobs finish)."""
@@ -78,7 +74,7 @@ def build_scheduler(lifecycle: Lifecycle, tick_seconds: float, *,
     for job_id, every in (("expire", tick_seconds), ("remind", tick_seconds),
                           ("reconcile", reconcile_every)):
         extra: dict[str, Any] = {"next_run_time": now()} if job_id == "reconcile" else {}
-        scheduler.add_job(guarded(job_id, getattr(lifecycle, job_id)), "interval",
+        scheduler.add_job(guarded(job_id, jobs[job_id]), "interval",
                           seconds=every, id=job_id, name=f"gpubot {job_id}",
                           replace_existing=True, coalesce=True, max_instances=1,
                           misfire_grace_time=None, **extra)

@@ -18,17 +18,17 @@ def _lease_id(body: dict[str, Any]) -> int:
 
 
 def register(app: Any, ctx: HandlerContext) -> None:
-    services = ctx.services
+    bot = ctx.bot
 
     @app.action(blocks.OPEN)
     def open_url(ack: Any) -> None:
         ack()  # a URL button: Slack opens the link; Bolt must still ack the click
 
     lease_button(app, ctx, blocks.EXTEND, blocks.extended_text,
-                 lambda user, lease_id: services.manage.extend(
-                     user_id=user, duration=ctx.extend_by, lease_id=lease_id))
+                 lambda user, lease_id: bot.leases.extend(
+                     user_id=user, duration=bot.extend_by, lease_id=lease_id))
     lease_button(app, ctx, blocks.RELEASE, blocks.released_text,
-                 lambda user, lease_id: services.manage.release(user_id=user, lease_id=lease_id))
+                 lambda user, lease_id: bot.leases.release(user_id=user, lease_id=lease_id))
 
     @app.action(blocks.APPROVE)
     def approve(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
@@ -38,8 +38,8 @@ def register(app: Any, ctx: HandlerContext) -> None:
         _remember(ctx, lease_id, body)
 
         def work() -> None:
-            lease = services.manage.approve(lease_id=lease_id, admin_id=admin)
-            services.claims.start(lease.id or 0)
+            lease = bot.approvals.approve(lease_id=lease_id, admin_id=admin)
+            bot.claims.start(lease.id or 0)
 
         ctx.submit(work, tell=tell)
 
@@ -48,7 +48,7 @@ def register(app: Any, ctx: HandlerContext) -> None:
         ack()
         admin = body["user"]["id"]
         try:  # refuse before a modal opens; raising after ack() would confuse Bolt
-            services.deps.policy.require_admin(admin)
+            bot.require_admin(admin)
         except DomainError as error:
             report(error, teller(respond, client, body))
             return
@@ -66,7 +66,7 @@ def register(app: Any, ctx: HandlerContext) -> None:
         values = view["state"]["values"][blocks.DENY_REASON][blocks.DENY_REASON]
         if meta.get("channel") and meta.get("ts"):
             ctx.notifier.remember_approval_message(meta["lease"], meta["channel"], meta["ts"])
-        ctx.submit(lambda: services.manage.deny(lease_id=int(meta["lease"]), admin_id=admin,
+        ctx.submit(lambda: bot.approvals.deny(lease_id=int(meta["lease"]), admin_id=admin,
                                                 reason=values.get("value")),
                    tell=teller(None, client, body))
 

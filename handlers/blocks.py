@@ -12,8 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.durations import format_duration
-from bot.domain.lease import Lease, LeaseStatus, mention
-from bot.services.views import GpuRow, LeaseRow
+from bot.domain.containers import ContainerState, what_happened
+from bot.domain.lease import Lease, LeaseStatus
+from bot.services.views import GpuRow, GpuState, LeaseRow
+from handlers.errors import mention
 from handlers.grammar import HELP_EXAMPLES
 
 EXTEND, RELEASE, APPROVE, DENY, OPEN = ("gpu_extend", "gpu_release", "gpu_approve",
@@ -170,8 +172,8 @@ def expired_message(lease: Lease, workspace: str) -> tuple[str, Blocks]:
                           f"your next lease.")]
 
 
-def died_message(lease: Lease, what: str) -> tuple[str, Blocks]:
-    text = f"Lease {lease.id}: your Jupyter container stopped: {what}."
+def died_message(lease: Lease, state: ContainerState) -> tuple[str, Blocks]:
+    text = f"Lease {lease.id}: your Jupyter container {what_happened(state)}."
     return text, [section(f":warning: {text}"),
                   context("Your files are kept. `/gpu claim` starts a new one.")]
 
@@ -184,13 +186,13 @@ def gpu_lines(rows: Sequence[GpuRow], now: datetime) -> list[str]:
         used = f"{(g.memory_used_bytes or 0) / GIB:.0f}/{(g.memory_total_bytes or 0) / GIB:.0f} GiB" \
             if g.memory_total_bytes else "mem ?"
         util = f"{g.utilization_percent}%" if g.utilization_percent is not None else "?%"
-        if row.state == "leased" and row.lease is not None:
+        if row.state is GpuState.LEASED and row.lease is not None:
             left = row.lease.remaining(now)
             state = (f"<@{row.lease.user_id}> until {when(row.lease.expires_at)}"
                      f"{' (' + format_duration(left) + ' left)' if left else ''}")
-        elif row.state == "unhealthy":
+        elif row.state is GpuState.UNHEALTHY:
             state = f":red_circle: unhealthy ({g.health_reason or 'unknown'})"
-        elif row.state == "busy":
+        elif row.state is GpuState.BUSY:
             state = ":large_orange_circle: busy outside gpubot"
         else:
             state = ":large_green_circle: free"
@@ -200,7 +202,7 @@ def gpu_lines(rows: Sequence[GpuRow], now: datetime) -> list[str]:
 
 
 def status_message(rows: Sequence[GpuRow], now: datetime) -> tuple[str, Blocks]:
-    free = sum(1 for r in rows if r.state == "free")
+    free = sum(1 for r in rows if r.state is GpuState.FREE)
     text = f"{free} of {len(rows)} GPUs free"
     return text, [section(f"*{text}*"), *_chunks(gpu_lines(rows, now))]
 
@@ -230,7 +232,7 @@ def lease_summary(row: LeaseRow, now: datetime, *, extend_by: timedelta) -> Bloc
 
 def home_view(mine: Sequence[LeaseRow], gpus: Sequence[GpuRow], now: datetime, *,
               extend_by: timedelta) -> dict[str, Any]:
-    free = sum(1 for r in gpus if r.state == "free")
+    free = sum(1 for r in gpus if r.state is GpuState.FREE)
     blocks: Blocks = [{"type": "header", "text": {"type": "plain_text", "text": "gpubot"}},
                       section(f"*{free} of {len(gpus)} GPUs free.* `/gpu claim 24h` takes one.")]
     blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Your leases"}})

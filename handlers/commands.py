@@ -6,7 +6,6 @@ from typing import Any
 
 from bot.domain.durations import format_duration
 from bot.domain.lease import LeaseStatus
-from bot.services.views import gpu_table, list_leases
 from handlers import blocks
 from handlers.context import HandlerContext
 from handlers.errors import teller
@@ -22,10 +21,9 @@ def register(app: Any, ctx: HandlerContext) -> None:
 
 
 def handle(ctx: HandlerContext, command: dict[str, Any], respond: Any) -> None:
-    user = command["user_id"]
-    services, deps = ctx.services, ctx.services.deps
-    cmd = parse(command.get("text"), default_duration=ctx.default_lease)
-    now = deps.clock.now()
+    user, bot = command["user_id"], ctx.bot
+    cmd = parse(command.get("text"), default_duration=bot.default_lease)
+    now = bot.now()
 
     def say(message: tuple[str, list[dict[str, Any]]]) -> None:
         respond(text=message[0], blocks=message[1] or None, response_type="ephemeral")
@@ -33,12 +31,12 @@ def handle(ctx: HandlerContext, command: dict[str, Any], respond: Any) -> None:
     if cmd.verb == "help":
         say(blocks.help_message(cmd.note))
     elif cmd.verb == "status":
-        say(blocks.status_message(gpu_table(deps), now))
+        say(blocks.status_message(bot.gpu_table(), now))
     elif cmd.verb == "mine":
-        say(blocks.mine_message(list_leases(deps, user_id=user), now, extend_by=ctx.extend_by))
+        say(blocks.mine_message(bot.leases_of(user), now, extend_by=bot.extend_by))
     elif cmd.verb == "claim":
         assert cmd.duration is not None
-        lease = services.claims.claim(user_id=user, duration=cmd.duration,
+        lease = bot.claims.claim(user_id=user, duration=cmd.duration,
                                       gpu_count=cmd.gpu_count, model=cmd.model,
                                       channel_id=command.get("channel_id"))
         if lease.status is LeaseStatus.PENDING_APPROVAL:
@@ -47,15 +45,15 @@ def handle(ctx: HandlerContext, command: dict[str, Any], respond: Any) -> None:
         say(blocks.progress_message(
             lease, f"Lease {lease.id} granted for {format_duration(lease.duration)}. "
                    f"I'm starting Jupyter and will DM you the link and password."))
-        services.claims.start(lease.id or 0)
+        bot.claims.start(lease.id or 0)
     elif cmd.verb == "release":
-        lease = services.manage.release(user_id=user, lease_id=cmd.lease_id)
+        lease = bot.leases.release(user_id=user, lease_id=cmd.lease_id)
         say((blocks.released_text(lease), []))
     elif cmd.verb == "extend":
         assert cmd.duration is not None
-        lease = services.manage.extend(user_id=user, duration=cmd.duration,
+        lease = bot.leases.extend(user_id=user, duration=cmd.duration,
                                        lease_id=cmd.lease_id)
         say((blocks.extended_text(lease), []))
     elif cmd.verb == "password":
-        lease = services.manage.resend_access(user_id=user, lease_id=cmd.lease_id)
+        lease = bot.leases.resend_access(user_id=user, lease_id=cmd.lease_id)
         say((f"I sent the link and password for lease {lease.id} by DM.", []))

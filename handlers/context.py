@@ -1,4 +1,4 @@
-"""What the Slack handlers share: services, the notifier, and the work pool.
+"""What the Slack handlers share: the use cases, the notifier, and the work pool.
 
 Listeners ack at once and hand everything else to ``HandlerContext.submit``, a pool of
 our own, so a slow claim (an image pull, Jupyter starting) never holds one of Bolt's
@@ -11,32 +11,21 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.services.facade import UseCases
 from handlers.errors import report
-
-if TYPE_CHECKING:
-    from bot.adapters.slack import SlackNotifier
-    from bot.main import Services
+from handlers.notifier import SlackNotifier
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class HandlerContext:
-    services: Services
+    bot: UseCases
     notifier: SlackNotifier
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=16, thread_name_prefix="gpubot-work"))
-
-    @property
-    def default_lease(self) -> timedelta:
-        return self.services.settings.default_lease
-
-    @property
-    def extend_by(self) -> timedelta:
-        return self.services.deps.config.extend_by
 
     def submit(self, work: Callable[[], Any], *, tell: Callable[[str], Any]) -> Future[Any]:
         """Run ``work`` in the pool; a DomainError or a crash is told to the user."""

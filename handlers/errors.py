@@ -10,13 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.domain.errors import DomainError
+from bot.domain.lease import ACTORS
 
 log = logging.getLogger("gpubot.errors")
 
 
 def report(error: BaseException, tell: Callable[[str], Any]) -> None:
     if isinstance(error, DomainError):
-        message = error.message
+        message = error.render(mention)
     else:
         ref = uuid.uuid4().hex[:8]
         log.error("unexpected error [ref %s]", ref, exc_info=error)
@@ -26,6 +27,11 @@ def report(error: BaseException, tell: Callable[[str], Any]) -> None:
         tell(message)
     except Exception:  # noqa: BLE001 - nothing more we can do for this user
         log.exception("could not tell the user about an error")
+
+
+def mention(actor: str) -> str:
+    """How an actor appears in Slack text: the system's own name, or a user mention."""
+    return actor if actor in ACTORS else f"<@{actor}>"
 
 
 def register(app: Any) -> None:

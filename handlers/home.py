@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.services.views import gpu_table, list_leases
 from handlers import blocks
 from handlers.context import HandlerContext
 from handlers.errors import teller
@@ -20,11 +19,11 @@ def register(app: Any, ctx: HandlerContext) -> None:
 
 
 def publish(ctx: HandlerContext, client: Any, user: str) -> None:
-    deps = ctx.services.deps
-    gpus = gpu_table(deps)
-    mine = list_leases(deps, user_id=user, gpus=[row.gpu for row in gpus])
+    bot = ctx.bot
+    gpus = bot.gpu_table()
+    mine = bot.leases_of(user, gpus=[row.gpu for row in gpus])
     client.views_publish(user_id=user, view=blocks.home_view(
-        mine, gpus, deps.clock.now(), extend_by=ctx.extend_by))
+        mine, gpus, bot.now(), extend_by=bot.extend_by))
 
 
 def refresh_if_home(ctx: HandlerContext, client: Any, body: dict[str, Any]) -> None:

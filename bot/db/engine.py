@@ -24,6 +24,13 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+AFTER_COMMIT = "gpubot.after_commit"
+
+
+def after_commit(session: Session, hook: Callable[[], object]) -> None:
+    """Run ``hook`` once the transaction of ``session`` has committed: how effects owed
+    outside the database (messages, container stops) follow the state that owes them."""
+    session.info.setdefault(AFTER_COMMIT, []).append(hook)
 
 
 def is_transient(exc: DBAPIError) -> bool:
@@ -71,8 +78,14 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
+        """One transaction; the callbacks given to ``after_commit`` during it run once
+        it has committed and its connection is back in the pool (never on rollback)."""
+        with self._sessions() as session:
+            with session.begin():
+                yield session
+            hooks = session.info.pop(AFTER_COMMIT, [])
+        for hook in hooks:
+            hook()
 
     def run(self, work: Callable[[Session], T], *, attempts: int = 3) -> T:
         """``work`` in a transaction, retried from scratch on a deadlock or

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, text, update
@@ -111,12 +111,17 @@ class LeaseRepo:
             return False
         return True
 
-    def free_allocations(self, *lease_ids: int) -> None:
-        """Free the GPUs and ports of these leases (two statements, however many)."""
+    def free_gpus(self, lease_ids: Collection[int]) -> None:
+        """Free the GPUs of these leases (one statement, however many)."""
         if lease_ids:
-            ids = list(lease_ids)
-            self.s.execute(delete(gpu_allocations).where(gpu_allocations.c.lease_id.in_(ids)))
-            self.s.execute(delete(port_allocations).where(port_allocations.c.lease_id.in_(ids)))
+            self.s.execute(delete(gpu_allocations).where(
+                gpu_allocations.c.lease_id.in_(list(lease_ids))))
+
+    def free_ports(self, lease_ids: Collection[int]) -> None:
+        """Free the ports of these leases: only once their containers are gone."""
+        if lease_ids:
+            self.s.execute(delete(port_allocations).where(
+                port_allocations.c.lease_id.in_(list(lease_ids))))
 
     def allocation_counts(self) -> tuple[int, int]:
         gpus = self.s.scalar(select(func.count()).select_from(gpu_allocations)) or 0

@@ -1,6 +1,12 @@
-"""Typed errors. Every ``DomainError`` carries a sentence fit to show a user as is."""
+"""Typed errors. Every ``DomainError`` carries a sentence fit to show a user as is: plain
+text, no chat markup. An error naming a person renders that name through the caller's
+``name`` function (a Slack mention, or the id on the command line)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.domain.actors import SYSTEM_ACTOR
 
 
 class DomainError(Exception):
@@ -9,6 +15,9 @@ class DomainError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def render(self, name: Callable[[str], str]) -> str:  # noqa: ARG002 - names no one
+        return self.message
 
 
 class InvalidDuration(DomainError):
@@ -36,7 +45,15 @@ class NotAllowed(DomainError):
 
 
 class AlreadyDecided(DomainError):
-    pass
+    def __init__(self, *, lease_id: int, status: str, decided_by: str | None) -> None:
+        self.lease_id, self.status, self.decided_by = lease_id, status, decided_by
+        super().__init__(self.render(str))
+
+    def render(self, name: Callable[[str], str]) -> str:
+        by = "" if self.decided_by is None else f" by {name(self.decided_by)}"
+        if self.decided_by == SYSTEM_ACTOR:
+            by += " (nobody decided in time)"
+        return f"Lease {self.lease_id} was already decided{by}: it is {self.status}."
 
 
 class ContainerStartError(DomainError):

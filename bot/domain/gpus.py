@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -35,3 +36,15 @@ class GpuInfo:
 class DriverInfo:
     driver_version: str | None
     cuda_version: str | None  # the driver's highest supported CUDA, e.g. "12.4"
+
+
+def gpu_label(uuid: str, gpus: Mapping[str, GpuInfo]) -> str:
+    """How people see a GPU: "GPU 2 (NVIDIA H100 80GB HBM3)", or its UUID when the
+    inventory no longer lists it."""
+    gpu = gpus.get(uuid)
+    return f"GPU {gpu.index} ({gpu.name})" if gpu else uuid
+
+
+def describe_gpus(uuids: Iterable[str], gpus: Iterable[GpuInfo]) -> str:
+    by_uuid = {g.uuid: g for g in gpus}
+    return ", ".join(gpu_label(u, by_uuid) for u in uuids) or "a GPU"

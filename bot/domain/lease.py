@@ -17,16 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
+from bot.domain.actors import ACTORS, CLI_ACTOR, SYSTEM_ACTOR  # noqa: F401 (re-exported)
 from bot.domain.errors import InvalidTransition
 
 
-SYSTEM_ACTOR = "gpubot"  # the bot itself (it denies what nobody decided in time)
-CLI_ACTOR = "cli"  # an admin at the host's terminal (`gpubot release`)
 
 
-def mention(actor: str) -> str:
-    """How an actor appears in Slack text: the system's own name, or a user mention."""
-    return actor if actor in {SYSTEM_ACTOR, CLI_ACTOR} else f"<@{actor}>"
+def container_name(lease_id: int) -> str:
+    """The name of a lease's container (DESIGN §4)."""
+    return f"gpubot-{lease_id}"
 
 
 class LeaseStatus(str, Enum):

@@ -1,4 +1,4 @@
-"""What the services are built from; assembled once in the composition root."""
+"""What the services are built from; assembled once, in ``bot.bootstrap``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ class LeaseConfig:
     remind_before: tuple[timedelta, ...] = (timedelta(hours=1), timedelta(minutes=10))
     approval_timeout: timedelta = timedelta(hours=24)
     extend_by: timedelta = timedelta(hours=24)
+    starting_grace: timedelta = timedelta(minutes=10)  # added to ready_timeout: a start
+    #                                                   older than both is stuck
+    effect_retry_after: timedelta = timedelta(minutes=10)  # an unacknowledged effect is
+    effect_horizon: timedelta = timedelta(hours=24)  # redone after this, until this
+    batch_size: int = 200  # leases claimed per sweep transaction
+
+    @property
+    def start_patience(self) -> timedelta:
+        return self.ready_timeout + self.starting_grace
 
     def url(self, port: int) -> str:
         return f"http://{self.public_host}:{port}/lab"
@@ -32,7 +41,7 @@ class LeaseConfig:
 
 
 @dataclass(frozen=True)
-class Deps:
+class Resources:
     db: Database
     inventory: GpuInventory
     runtime: ContainerRuntime

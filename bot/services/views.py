@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 from bot.db.repo import LeaseRepo
 from bot.domain import allocation
 from bot.domain.durations import format_duration
-from bot.domain.gpus import GpuInfo
+from bot.domain.gpus import GpuInfo, gpu_label
 from bot.domain.lease import OPEN, Lease
-from bot.services.deps import Deps
+from bot.services.resources import Resources
 
 
 @dataclass(frozen=True)
@@ -25,21 +26,23 @@ class LeaseRow:
         return format_duration(left) if left.total_seconds() > 0 else "due"
 
 
+class GpuState(str, Enum):
+    FREE = "free"
+    LEASED = "leased"
+    BUSY = "busy"  # used outside gpubot
+    UNHEALTHY = "unhealthy"
+
+
 @dataclass(frozen=True)
 class GpuRow:
     gpu: GpuInfo
-    state: str  # free | leased | busy | unhealthy
+    state: GpuState
     lease: Lease | None
 
 
-def gpu_label(uuid: str, gpus: dict[str, GpuInfo]) -> str:
-    gpu = gpus.get(uuid)
-    return f"GPU {gpu.index} ({gpu.name})" if gpu else uuid
-
-
-def list_leases(deps: Deps, *, include_ended: bool = False, user_id: str | None = None,
+def list_leases(res: Resources, *, include_ended: bool = False, user_id: str | None = None,
                 gpus: list[GpuInfo] | None = None) -> list[LeaseRow]:
-    with deps.db.transaction() as session:
+    with res.db.transaction() as session:
         repo = LeaseRepo(session)
         if user_id:
             leases = repo.open_for_user(user_id)
@@ -47,33 +50,33 @@ def list_leases(deps: Deps, *, include_ended: bool = False, user_id: str | None 
             leases = repo.recent(limit=200)  # newest first, as `gpubot leases --all` says
         else:
             leases = repo.with_status(*OPEN)
-    by_uuid = {g.uuid: g for g in (gpus if gpus is not None else _safe_gpus(deps))}
+    by_uuid = {g.uuid: g for g in (gpus if gpus is not None else _safe_gpus(res))}
     return [LeaseRow(lease, tuple(gpu_label(u, by_uuid) for u in lease.gpu_uuids))
             for lease in leases]
 
 
-def gpu_table(deps: Deps) -> list[GpuRow]:
-    gpus = deps.inventory.list_gpus()
-    with deps.db.transaction() as session:
+def gpu_table(res: Resources) -> list[GpuRow]:
+    gpus = res.inventory.list_gpus()
+    with res.db.transaction() as session:
         holders = {u: lease for lease in LeaseRepo(session).live() for u in lease.gpu_uuids}
-    busy_bytes = deps.config.busy_memory_bytes
+    busy_bytes = res.config.busy_memory_bytes
     rows = []
     for gpu in gpus:
         lease = holders.get(gpu.uuid)
         if lease is not None:
-            state = "leased"
+            state = GpuState.LEASED
         elif not gpu.healthy:
-            state = "unhealthy"
+            state = GpuState.UNHEALTHY
         elif not allocation.is_idle(gpu, busy_memory_bytes=busy_bytes):
-            state = "busy"
+            state = GpuState.BUSY
         else:
-            state = "free"
+            state = GpuState.FREE
         rows.append(GpuRow(gpu, state, lease))
     return rows
 
 
-def _safe_gpus(deps: Deps) -> list[GpuInfo]:
+def _safe_gpus(res: Resources) -> list[GpuInfo]:
     try:
-        return deps.inventory.list_gpus()
+        return res.inventory.list_gpus()
     except Exception:  # a listing must work even when NVML does not
         return []

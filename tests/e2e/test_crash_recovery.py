@@ -23,7 +23,7 @@ FAST = {"GPUBOT_READY_TIMEOUT": "15s", "GPUBOT_STARTING_GRACE": "1s",
         "GPUBOT_EFFECT_RETRY_AFTER": "2s", "GPUBOT_RECONCILE_SECONDS": "1",
         "GPUBOT_MIN_LEASE": "1m", "GPUBOT_DEFAULT_LEASE": "1h"}
 POINTS = [("claim.after_lease_row", "2h"), ("docker.after_create", "2h"),
-          ("claim.after_start", "2h"), ("claim.before_dm", "2h"), ("expire.after_commit", "1m")]
+          ("claim.after_start", "2h"), ("access.after_commit", "2h"), ("expire.after_commit", "1m")]
 
 
 def seed_workspace(root: Path) -> Path:
@@ -92,7 +92,7 @@ def test_recovers_after_sigkill(point: str, duration: str, slack_standin, docker
         state = slack_standin.wait_for(lambda: settled(restarted, docker_client), timeout=90,
                                        message=f"not settled after {point}")
         print(f"\n[crash] {point}: settled in {time.monotonic() - started:.1f}s -> {state['outcome']}")
-        if point in ("claim.after_start", "claim.before_dm"):
+        if point in ("claim.after_start", "access.after_commit"):
             assert state["outcome"] == "working"
         elif point == "expire.after_commit":
             assert "has ended" in state["outcome"]

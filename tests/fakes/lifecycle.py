@@ -1,11 +1,11 @@
-"""LifecycleService over fakes, shared by the lifecycle unit tests: a runtime that counts
-its stop calls and can be made to fail, and ``Env``, the kit plus the service."""
+"""The lifecycle jobs and the reconciler over fakes, shared by the lifecycle unit tests: a
+runtime that counts its stop calls and can be made to fail, and ``Env``, a harness with
+helpers."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,10 +18,12 @@ from bot.db.tables import audit
 from bot.domain.lease import Lease
 from bot.ports import ContainerSpec
 from bot.security import hash_jupyter_password
-from bot.services.lifecycle import LifecycleService
+from bot.services.lifecycle import LifecycleJobs
+from bot.services.reconcile import ReconcileReport
+from bot.services.resources import LeaseConfig
 from tests.fakes.containers import FakeContainerRuntime
 from tests.fakes.gpus import FakeInventory
-from tests.fakes.services import Kit, build
+from tests.fakes.services import Harness, build_harness
 
 H = timedelta(hours=1)
 
@@ -52,19 +54,29 @@ class CountingRuntime(FakeContainerRuntime):
 
 @dataclass
 class Env:
-    kit: Kit
-    lc: LifecycleService
+    kit: Harness
+
+    @property
+    def lc(self) -> LifecycleJobs:
+        return self.kit.lifecycle
+
+    @property
+    def config(self) -> LeaseConfig:
+        return self.kit.res.config
+
+    def reconcile(self) -> ReconcileReport:
+        return self.kit.reconciler.run()
 
     def active(self, user: str, duration: timedelta = 3 * H) -> Lease:
         lease = self.kit.claims.claim(user_id=user, duration=duration)
         return self.kit.claims.start(lease.id or 0)
 
     def lease(self, lease_id: int | None) -> Lease:
-        with self.kit.deps.db.transaction() as session:
+        with self.kit.res.db.transaction() as session:
             return LeaseRepo(session).get(lease_id or 0)
 
     def actions(self, lease_id: int | None) -> list[str]:
-        with self.kit.deps.db.transaction() as session:
+        with self.kit.res.db.transaction() as session:
             return list(session.scalars(select(audit.c.action).where(
                 audit.c.lease_id == lease_id).order_by(audit.c.id)))
 
@@ -72,7 +84,7 @@ class Env:
         return [s.lease_id or 0 for s in self.kit.notifier.of(kind)]
 
     def allocations(self) -> tuple[int, int]:
-        with self.kit.deps.db.transaction() as session:
+        with self.kit.res.db.transaction() as session:
             return LeaseRepo(session).allocation_counts()
 
     def start_container_only(self, lease: Lease) -> None:
@@ -83,8 +95,8 @@ class Env:
             port=lease.port or 0, password_hash=hash_jupyter_password("x")))
 
 
-def make_env(db: Database, lifecycle: Mapping[str, Any] | None = None, **kit_options: Any) -> Env:
-    """A kit over a CountingRuntime and 8 fake GPUs (``kit_options``: more ``build``
-    options) with a LifecycleService made with the ``lifecycle`` options."""
-    kit = build(db, runtime=CountingRuntime(), inventory=FakeInventory(8), **kit_options)
-    return Env(kit, LifecycleService(kit.deps, kit.claims, **(lifecycle or {})))
+def make_env(db: Database, **options: Any) -> Env:
+    """A harness over a CountingRuntime and 8 fake GPUs (``options``: more
+    ``build_harness`` options, LeaseConfig fields included)."""
+    return Env(build_harness(db, runtime=CountingRuntime(), inventory=FakeInventory(8),
+                             **options))

@@ -1,4 +1,4 @@
-"""Assemble the real services over fakes (or real adapters) for tests."""
+"""The real object graph (``bot.bootstrap.build``) over hand-written fakes, for tests."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
+from bot.bootstrap import Gpubot, build
 from bot.db.engine import Database
 from bot.domain.policy import Policy
 from bot.security import Vault
+from bot.services.approvals import ApprovalService
 from bot.services.claim import ClaimService
-from bot.services.deps import Deps, LeaseConfig
-from bot.services.manage import ManageService
+from bot.services.leases import LeaseCommands
+from bot.services.lifecycle import LifecycleJobs
+from bot.services.reconcile import Reconciler
+from bot.services.resources import LeaseConfig, Resources
+from bot.settings import Settings
 from tests.fakes.clock import FakeClock
 from tests.fakes.gpus import FakeInventory
 from tests.fakes.notifier import RecordingNotifier
@@ -32,21 +37,47 @@ def make_policy(**overrides: Any) -> Policy:
 
 
 @dataclass
-class Kit:
-    deps: Deps
-    claims: ClaimService
-    manage: ManageService
+class Harness:
+    """The graph and the fakes it runs on, by name."""
+
+    gpubot: Gpubot
     clock: FakeClock
-    notifier: RecordingNotifier
+    notifier: Any
     inventory: Any
     runtime: Any
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def res(self) -> Resources:
+        return self.gpubot.resources
 
-def build(db: Database, *, inventory: Any = None, runtime: Any = None, clock: FakeClock | None = None,
-          policy: Policy | None = None, workspace_root: Path = Path("/tmp/gpubot-ws"),
-          port_range: tuple[int, int] = (8800, 8899), notifier: Any = None,
-          **config: Any) -> Kit:
+    @property
+    def claims(self) -> ClaimService:
+        return self.gpubot.use_cases.claims
+
+    @property
+    def leases(self) -> LeaseCommands:
+        return self.gpubot.use_cases.leases
+
+    @property
+    def approvals(self) -> ApprovalService:
+        return self.gpubot.use_cases.approvals
+
+    @property
+    def lifecycle(self) -> LifecycleJobs:
+        return self.gpubot.lifecycle
+
+    @property
+    def reconciler(self) -> Reconciler:
+        return self.gpubot.reconciler
+
+
+def build_harness(db: Database, *, inventory: Any = None, runtime: Any = None,
+                  clock: FakeClock | None = None, policy: Policy | None = None,
+                  workspace_root: Path = Path("/tmp/gpubot-ws"),
+                  port_range: tuple[int, int] = (8800, 8899), notifier: Any = None,
+                  settings: Settings | None = None, **config: Any) -> Harness:
+    """``config``: more LeaseConfig fields (timeouts, batch_size, …)."""
     if runtime is None:
         from tests.fakes.containers import FakeContainerRuntime
 
@@ -54,10 +85,10 @@ def build(db: Database, *, inventory: Any = None, runtime: Any = None, clock: Fa
     inventory = inventory or FakeInventory()
     clock = clock or FakeClock()
     notifier = notifier or RecordingNotifier()
-    deps = Deps(db=db, inventory=inventory, runtime=runtime, notifier=notifier, clock=clock,
-                vault=Vault([TEST_KEY]), policy=policy or make_policy(),
-                config=LeaseConfig(host="gpu-host-1", port_range=port_range,
-                                   public_host="gpu.lab.example", workspace_root=workspace_root,
-                                   **config))
-    claims = ClaimService(deps)
-    return Kit(deps, claims, ManageService(deps, claims), clock, notifier, inventory, runtime)
+    gpubot = build(settings or Settings(), notifier=notifier, db=db, inventory=inventory,
+                   runtime=runtime, clock=clock, vault=Vault([TEST_KEY]),
+                   policy=policy or make_policy(),
+                   config=LeaseConfig(host="gpu-host-1", port_range=port_range,
+                                      public_host="gpu.lab.example",
+                                      workspace_root=workspace_root, **config))
+    return Harness(gpubot, clock, notifier, inventory, runtime)

@@ -11,7 +11,7 @@ from bot.cli import app
 from bot.db.engine import Database
 from bot.db.repo import LeaseRepo
 from bot.domain.lease import LeaseStatus
-from tests.fakes.services import build
+from tests.fakes.services import build_harness
 
 runner = CliRunner()
 
@@ -32,14 +32,14 @@ def test_db_upgrade_leases_and_release(env: str, tmp_path, monkeypatch) -> None:
     assert not (tmp_path / "gpubot.key").exists(), "only serve creates the key file"
 
     db = Database(env)
-    kit = build(db)
+    kit = build_harness(db)
     lease = kit.claims.claim(user_id="U1", duration=timedelta(hours=2))
     kit.claims.start(lease.id)
     listing = runner.invoke(app, ["leases"], terminal_width=200)
     assert listing.exit_code == 0 and "U1" in listing.output and "active" in listing.output
 
     # the CLI would stop the container through Docker; here through the same fake runtime
-    monkeypatch.setattr("bot.main.make_runtime", lambda settings: kit.runtime)
+    monkeypatch.setattr("bot.bootstrap.make_runtime", lambda settings: kit.runtime)
     released = runner.invoke(app, ["release", str(lease.id)])
     assert released.exit_code == 0, released.output
     assert "released" in released.output and kit.runtime.stopped == [lease.id]

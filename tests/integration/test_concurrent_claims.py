@@ -17,7 +17,7 @@ from bot.db.engine import Database
 from bot.db.repo import LeaseRepo
 from bot.domain.errors import LeaseLimitReached, NoGpuFree
 from tests.fakes.gpus import FakeInventory
-from tests.fakes.services import build
+from tests.fakes.services import build_harness
 
 CLAIMS = 60
 GPUS = 4
@@ -32,7 +32,7 @@ def _fire(url: str, users: list[str], *, inventory: FakeInventory) -> dict[str, 
         try:
             db = Database(url, pool_size=1, max_overflow=0) if "postgresql" in url \
                 else Database(url)
-            kit = build(db, inventory=inventory, runtime=object())
+            kit = build_harness(db, inventory=inventory, runtime=object())
         except Exception as exc:  # the others must not wait for this thread forever
             barrier.abort()
             with lock:

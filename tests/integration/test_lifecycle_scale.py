@@ -20,9 +20,8 @@ from sqlalchemy import event
 from bot.db import migrate
 from bot.db.engine import Database
 from bot.ports import ContainerState, ContainerStatus, ManagedContainer
-from bot.services.lifecycle import LifecycleService
 from tests.fakes.containers import FakeContainerRuntime
-from tests.fakes.services import build
+from tests.fakes.services import build_harness
 from tests.support import population
 
 TOTAL = 10_000
@@ -74,14 +73,14 @@ def run_ticks(url: str, due: int) -> dict[str, tuple[Any, float, int, dict[str, 
     db = Database(url)
     try:
         runtime = ListedRuntime(range(1, TOTAL + 1))
-        kit = build(db, runtime=runtime)
+        kit = build_harness(db, runtime=runtime)
         populate(db, kit.clock.now(), due=due)
-        lc = LifecycleService(kit.deps, kit.claims)
+        lc = kit.lifecycle
         counter = Statements(db)
         figures = {"expire": counter.measure(lc.expire), "expire idle": counter.measure(lc.expire),
                    "remind": counter.measure(lc.remind), "remind idle": counter.measure(lc.remind)}
         runtime.listed = [c for c in runtime.listed if c.lease_id > due]  # expired ones gone
-        figures["reconcile"] = counter.measure(lc.reconcile)
+        figures["reconcile"] = counter.measure(kit.reconciler.run)
         assert figures["expire"][0] == due and figures["remind"][0] == due
         assert figures["expire idle"][0] == 0 and figures["remind idle"][0] == 0
         assert len(kit.notifier.of("expired")) == due == len(kit.notifier.of("reminder"))

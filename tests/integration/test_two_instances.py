@@ -1,6 +1,6 @@
 """Two bot processes on one database never do a lifecycle effect twice.
 
-Two LifecycleService instances, each with its own Database engine (its own
+Two bot instances, each with its own Database engine (its own
 connections) and its own notifier, share the container engine and the clock and run
 their jobs at the same moment from two threads, several rounds each, over many due
 leases, with small batches so their claims interleave. On SQLite and PostgreSQL: each
@@ -23,11 +23,10 @@ from bot.db.engine import Database
 from bot.db.repo import LeaseRepo
 from bot.domain.lease import Lease, LeaseStatus
 from bot.ports import ContainerState, ContainerStatus, ManagedContainer
-from bot.services.lifecycle import LifecycleService
 from tests.fakes.clock import FakeClock
 from tests.fakes.containers import FakeContainerRuntime
 from tests.fakes.gpus import FakeInventory
-from tests.fakes.services import Kit, build
+from tests.fakes.services import Harness, build_harness
 
 S = LeaseStatus
 H = timedelta(hours=1)
@@ -59,9 +58,11 @@ class SharedRuntime(FakeContainerRuntime):
 class Instance:
     def __init__(self, url: str, runtime: SharedRuntime, clock: FakeClock) -> None:
         self.db = Database(url)
-        self.kit: Kit = build(self.db, runtime=runtime, clock=clock,
-                              inventory=FakeInventory(LEASES + 10), port_range=(20000, 20999))
-        self.lc = LifecycleService(self.kit.deps, self.kit.claims, batch_size=10)
+        self.kit: Harness = build_harness(self.db, runtime=runtime, clock=clock,
+                                          inventory=FakeInventory(LEASES + 10),
+                                          port_range=(20000, 20999), batch_size=10)
+        self.lc = self.kit.lifecycle
+        self.config = self.kit.res.config
         self.refuse_expired: set[int] = set()
         real = self.kit.notifier.expired
 
@@ -150,8 +151,8 @@ def test_two_processes_never_double_an_effect(pair: tuple[Instance, Instance]) -
     pending = [a.kit.claims.claim(user_id=f"UP{i:04d}", duration=H, gpu_count=2).id
                for i in range(PENDING)]
     a.refuse_expired = b.refuse_expired = set()
-    a.kit.clock.advance(a.kit.deps.config.approval_timeout)
-    together(a.lc.reconcile, b.lc.reconcile)
+    a.kit.clock.advance(a.kit.res.config.approval_timeout)
+    together(a.kit.reconciler.run, b.kit.reconciler.run)
     split.append(exactly_once(a, b, "approval_decided", set(pending)))
     split.append(exactly_once(a, b, "expired", set(alive)))
 
@@ -175,7 +176,7 @@ def test_a_redo_taken_by_the_other_process_meanwhile_is_not_redone(pg_url: str) 
     (SQLite needs no such test: BEGIN IMMEDIATE lets no one in between.)"""
     from sqlalchemy import event
 
-    from bot.services.reconcile import Reconciler, ReconcileReport
+    from bot.services.reconcile import ReconcileReport
 
     migrate.upgrade(pg_url)
     runtime, clock = SharedRuntime(), FakeClock()
@@ -187,16 +188,16 @@ def test_a_redo_taken_by_the_other_process_meanwhile_is_not_redone(pg_url: str) 
         clock.advance(H)
         assert a.lc.expire() == 3 and not a.sent("expired")
         a.refuse_expired = set()
-        clock.advance(a.lc.retry_after)
+        clock.advance(a.config.effect_retry_after)
         interleaved: list[bool] = []
 
         def meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
             if "FOR UPDATE SKIP LOCKED" in statement and not interleaved:
                 interleaved.append(True)  # B read what is owed; A redoes it all now
-                Reconciler(a.lc).resume(ReconcileReport())
+                a.kit.reconciler.resume(ReconcileReport())
 
         event.listen(b.db.engine, "before_cursor_execute", meanwhile)
-        Reconciler(b.lc).resume(ReconcileReport())
+        b.kit.reconciler.resume(ReconcileReport())
         assert interleaved, "the interleaving hook never ran"
         exactly_once(a, b, "expired", set(ids))
         assert not b.sent("expired")

@@ -9,13 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from bot.adapters.slack import SlackNotifier, web_client
-from bot.main import Services
-from bot.services.views import gpu_label
 from bot.settings import Settings
 from handlers.app import register_all
 from handlers.context import HandlerContext
-from tests.fakes.services import Kit, build, make_policy
+from handlers.notifier import SlackNotifier, web_client
+from tests.fakes.gpus import FakeInventory
+from tests.fakes.services import Harness, build_harness, make_policy
 from tests.slack_standin import SlackStandIn
 
 ALICE, BOB, CAROL = "U0ALICE001", "U0BOB00002", "U0CAROL003"  # Alice is the admin
@@ -25,7 +24,7 @@ ADMIN_CHANNEL = "C0GPUADMIN"
 @dataclass
 class Bot:
     slack: SlackStandIn
-    kit: Kit
+    kit: Harness
     ctx: HandlerContext
 
     def gpu(self, user: str, text: str) -> Any:
@@ -54,18 +53,12 @@ def db(sqlite_url: str):
 @pytest.fixture
 def bot(db, slack_standin: SlackStandIn, bolt_socket_app) -> Bot:
     client = web_client(slack_standin.bot_token, slack_standin.api_url)
-    holder: dict[str, Kit] = {}
-
-    def describe(lease: Any) -> str:
-        gpus = {g.uuid: g for g in holder["kit"].inventory.list_gpus()}
-        return ", ".join(gpu_label(u, gpus) for u in lease.gpu_uuids)
-
+    inventory = FakeInventory()
     notifier = SlackNotifier(client, admin_channel=ADMIN_CHANNEL, extend_by=timedelta(hours=24),
-                             describe_gpus=describe)
-    kit = build(db, notifier=notifier, policy=make_policy(admins=frozenset({ALICE})))
-    holder["kit"] = kit
+                             gpus=inventory.list_gpus)
     settings = Settings(GPUBOT_ADMINS=ALICE, GPUBOT_ADMIN_CHANNEL=ADMIN_CHANNEL)
-    services = Services(settings=settings, deps=kit.deps, claims=kit.claims, manage=kit.manage)
-    ctx = HandlerContext(services, notifier)
+    kit = build_harness(db, notifier=notifier, inventory=inventory, settings=settings,
+                        policy=make_policy(admins=frozenset({ALICE})))
+    ctx = HandlerContext(kit.gpubot.use_cases, notifier)
     bolt_socket_app(lambda app: register_all(app, ctx))
     return Bot(slack_standin, kit, ctx)

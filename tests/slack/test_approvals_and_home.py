@@ -12,7 +12,7 @@ def request_message(bot: Bot):
 
 
 def status(bot: Bot, lease_id: int) -> LeaseStatus:
-    with bot.kit.deps.db.transaction() as s:
+    with bot.kit.res.db.transaction() as s:
         return LeaseRepo(s).get(lease_id).status
 
 

@@ -92,7 +92,7 @@ def test_malformed_input_changes_nothing(bot: Bot) -> None:
         assert "Traceback" not in reply and "ref `" not in reply, (text, reply)
         assert "<!channel>" not in reply and "<!here>" not in reply, (text, reply)
         assert "<@U0ALICE001>" not in reply, (text, reply)
-    with bot.kit.deps.db.transaction() as s:
+    with bot.kit.res.db.transaction() as s:
         leases = LeaseRepo(s).recent(limit=50)
     assert [(lease.id, lease.user_id, lease.status) for lease in leases] == \
         [(1, ALICE, LeaseStatus.ACTIVE)]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.adapters.slack import SlackNotifier, web_client
+from handlers.notifier import SlackNotifier, web_client
 from bot.domain.errors import MessageDelayed
 from bot.domain.lease import Lease, LeaseStatus
 from bot.ports import AccessInfo
@@ -26,7 +26,7 @@ def lease(lease_id: int) -> Lease:
 def notifier(standin: SlackStandIn, **client: int) -> SlackNotifier:
     return SlackNotifier(web_client(standin.bot_token, standin.api_url, **client),
                          admin_channel=None, extend_by=timedelta(hours=24),
-                         describe_gpus=lambda _lease: "GPU 0 (NVIDIA H100 80GB HBM3)")
+                         gpus=list)
 
 
 def refusals(standin: SlackStandIn) -> int:

@@ -1,4 +1,4 @@
-"""LifecycleService over fakes: expiry, reminders, container deaths, owed effects.
+"""The lifecycle jobs over fakes: expiry, reminders, container deaths, owed effects.
 
 Tests named ``*_on_both`` run on SQLite and PostgreSQL (``db`` fixture); the rest on
 SQLite. Time moves only through FakeClock.
@@ -17,7 +17,7 @@ from bot.db.engine import Database
 from bot.db.repo import LeaseRepo
 from bot.domain.lease import Lease, LeaseStatus
 from bot.ports import ContainerState, ContainerStatus
-from bot.services.lifecycle import LifecycleService
+from bot.bootstrap import build
 from tests.fakes.lifecycle import Env, make_env
 
 S = LeaseStatus
@@ -29,7 +29,7 @@ class Crash(BaseException):
 
 
 def make(db: Database) -> Env:
-    return make_env(db, {"batch_size": 2}, workspace_root=Path("/srv/gpubot/ws"))
+    return make_env(db, batch_size=2, workspace_root=Path("/srv/gpubot/ws"))
 
 
 @pytest.fixture
@@ -55,12 +55,12 @@ def test_expire_ends_due_leases_stops_containers_and_keeps_files_on_both(env2: E
     for lease in short:
         ended = env2.lease(lease.id)
         assert ended.status is S.EXPIRED and ended.ended_at == env2.kit.clock.now()
-        assert env2.actions(lease.id)[-2:] == ["expire", "expire.done"]
+        assert env2.actions(lease.id)[-4:] == ["stop", "expire", "stop.done", "expire.done"]
     assert env2.lease(long.id).status is S.ACTIVE
     assert sorted(env2.kit.runtime.stopped) == sorted(lease.id or 0 for lease in short)
     assert sorted(env2.sent("expired")) == sorted(lease.id or 0 for lease in short)
     assert env2.kit.notifier.of("expired")[0].data["workspace"].startswith("/srv/gpubot/ws/U")
-    with env2.kit.deps.db.transaction() as session:
+    with env2.kit.res.db.transaction() as session:
         assert LeaseRepo(session).allocation_counts() == (1, 1)
     assert env2.lc.expire() == 0 and len(env2.sent("expired")) == 5  # idempotent
     assert sum(env2.kit.runtime.stop_calls.values()) == 5
@@ -76,7 +76,7 @@ def test_a_lease_one_second_before_its_end_is_not_expired(env: Env) -> None:
 
 def test_a_stuck_starting_lease_past_its_end_expires_too(env: Env) -> None:
     lease = env.kit.claims.claim(user_id="U1", duration=H)
-    with env.kit.deps.db.transaction() as session:
+    with env.kit.res.db.transaction() as session:
         LeaseRepo(session).get(lease.id or 0).expires_at = env.kit.clock.now()
     assert env.lc.expire() == 1 and env.lease(lease.id).status is S.EXPIRED
 
@@ -89,7 +89,7 @@ def test_one_failing_stop_does_not_stop_the_others(env: Env) -> None:
     assert sorted(env.sent("expired")) == [a.id, b.id]  # both told, both expired
     assert env.kit.runtime.stopped == [b.id]
     env.kit.runtime.broken.clear()
-    assert env.lc.reconcile().orphans_stopped == 1  # the leftover goes next
+    assert env.reconcile().orphans_stopped == 1  # the leftover goes next
     assert sorted(env.kit.runtime.stopped) == [a.id, b.id]
 
 
@@ -108,12 +108,12 @@ def test_a_failed_message_is_retried_once_after_retry_after(env: Env) -> None:
     env.kit.clock.advance(H)
     env.lc.expire()
     assert env.sent("expired") == [b.id]
-    assert env.lc.reconcile().effects_resumed == 0  # too early: maybe still in progress
-    env.kit.clock.advance(env.lc.retry_after)
-    assert env.lc.reconcile().effects_resumed == 1
+    assert env.reconcile().effects_resumed == 0  # too early: maybe still in progress
+    env.kit.clock.advance(env.config.effect_retry_after)
+    assert env.reconcile().effects_resumed == 1
     assert sorted(env.sent("expired")) == [a.id, b.id]
-    env.kit.clock.advance(env.lc.retry_after)
-    assert env.lc.reconcile().effects_resumed == 0 and len(env.sent("expired")) == 2
+    env.kit.clock.advance(env.config.effect_retry_after)
+    assert env.reconcile().effects_resumed == 0 and len(env.sent("expired")) == 2
 
 
 def test_crash_between_commit_and_effects_is_repaired_on_both(env2: Env) -> None:
@@ -135,12 +135,15 @@ def test_crash_between_commit_and_effects_is_repaired_on_both(env2: Env) -> None
 
     env2.kit.runtime.broken.clear()
     del env2.kit.notifier.expired  # the restarted process has a working notifier
-    restarted = LifecycleService(env2.kit.deps, env2.kit.claims)
-    assert restarted.reconcile().orphans_stopped == 1
+    kit = env2.kit
+    restarted = build(kit.gpubot.settings, notifier=kit.notifier, db=kit.res.db,
+                      inventory=kit.inventory, runtime=kit.runtime, clock=kit.clock,
+                      vault=kit.res.vault, policy=kit.res.policy).reconciler
+    assert restarted.run().orphans_stopped == 1
     assert env2.kit.runtime.list_managed() == [] and env2.sent("expired") == []
-    env2.kit.clock.advance(restarted.retry_after)
-    restarted.reconcile()
-    restarted.reconcile()
+    env2.kit.clock.advance(kit.res.config.effect_retry_after)
+    restarted.run()
+    restarted.run()
     assert env2.sent("expired") == [lease.id]
 
 
@@ -150,8 +153,8 @@ def test_more_owed_effects_than_a_batch_are_all_redone_in_one_run(env: Env) -> N
     env.kit.clock.advance(H)
     assert env.lc.expire() == 5 and env.sent("expired") == []
     del env.kit.notifier.expired
-    env.kit.clock.advance(env.lc.retry_after)
-    assert env.lc.reconcile().effects_resumed == 5
+    env.kit.clock.advance(env.config.effect_retry_after)
+    assert env.reconcile().effects_resumed == 5
     assert sorted(env.sent("expired")) == sorted(lease.id or 0 for lease in owed)
     assert sum(env.kit.runtime.stop_calls.values()) == 5  # a redo sends, never re-stops
 
@@ -162,8 +165,8 @@ def test_owed_effects_are_dropped_after_the_horizon(env: Env) -> None:
     env.kit.clock.advance(H)
     env.lc.expire()
     del env.kit.notifier.expired
-    env.kit.clock.advance(env.lc.horizon + H)
-    assert env.lc.reconcile().effects_resumed == 0 and env.sent("expired") == []
+    env.kit.clock.advance(env.config.effect_horizon + H)
+    assert env.reconcile().effects_resumed == 0 and env.sent("expired") == []
     assert env.lease(lease.id).status is S.EXPIRED
 
 
@@ -197,7 +200,7 @@ def test_an_extension_re_arms_the_reminders(env: Env) -> None:
     lease = env.active("U1", duration=2 * H)
     env.kit.clock.advance(H)
     assert env.lc.remind() == 1
-    env.kit.manage.extend(user_id="U1", duration=2 * H)
+    env.kit.leases.extend(user_id="U1", duration=2 * H)
     assert env.lc.remind() == 0
     env.kit.clock.advance(2 * H)
     assert env.lc.remind() == 1
@@ -219,8 +222,8 @@ def test_a_lost_reminder_is_resent_only_while_it_still_makes_sense(env: Env) -> 
     env.kit.clock.advance(2 * H)  # a: 1h left; b: 5 min left
     assert env.lc.remind() == 2 and env.sent("reminder") == []
     del env.kit.notifier.reminder
-    env.kit.clock.advance(env.lc.retry_after)  # b has ended by now
-    assert env.lc.reconcile().effects_resumed == 1
+    env.kit.clock.advance(env.config.effect_retry_after)  # b has ended by now
+    assert env.reconcile().effects_resumed == 1
     assert env.sent("reminder") == [a.id]
     assert env.kit.notifier.of("reminder")[0].data["remaining"] == 50 * M
     assert env.lease(b.id).reminders_sent == "3600,600"
@@ -239,11 +242,12 @@ def test_oom_event_fails_the_lease_and_tells_the_holder_on_both(env2: Env) -> No
     assert env2.sent("container_died") == [lease.id]
     assert env2.kit.notifier.of("container_died")[0].data["state"].oom_killed
     assert env2.kit.runtime.list_managed() == []  # the dead container is removed
-    with env2.kit.deps.db.transaction() as session:
+    with env2.kit.res.db.transaction() as session:
         assert LeaseRepo(session).allocation_counts() == (0, 0)
     assert env2.lc.on_container_event(lease.id or 0, state) is None  # oom, then die
     assert env2.sent("container_died") == [lease.id]
-    assert env2.actions(lease.id)[-2:] == ["container_died", "container_died.done"]
+    assert env2.actions(lease.id)[-4:] == ["stop", "container_died", "stop.done",
+                                          "container_died.done"]
 
 
 def test_exit_code_comes_from_the_engine_when_the_event_lacks_it(env: Env) -> None:
@@ -263,7 +267,7 @@ def test_events_that_are_not_deaths_change_nothing(env: Env) -> None:
     starting = env.kit.claims.claim(user_id="U2", duration=H)  # the start flow owns it
     assert env.lc.on_container_event(starting.id or 0, ContainerState(
         ContainerStatus.GONE)) is None
-    env.kit.manage.release(user_id="U1")
+    env.kit.leases.release(user_id="U1")
     assert env.lc.on_container_event(lease.id or 0, ContainerState(
         ContainerStatus.EXITED, exit_code=143)) is None
     assert env.lease(lease.id).status is S.RELEASED

@@ -1,5 +1,5 @@
 """bot.scheduler: job ids and options, reconcile at start-up, errors swallowed, and the
-real LifecycleService driven by the real scheduler (lease time comes from FakeClock;
+real lifecycle jobs driven by the real scheduler (lease time comes from FakeClock;
 the test waits on events, never sleeps for time to pass)."""
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.db import migrate
 from bot.db.engine import Database
 from bot.scheduler import JOB_IDS, build_scheduler, guarded
-from bot.services.lifecycle import LifecycleService
-from tests.fakes.services import build
+from tests.fakes.services import build_harness
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -47,6 +46,9 @@ class Recorder:
     def reconcile(self) -> int:
         return self._run("reconcile")
 
+    def jobs(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in JOB_IDS}
+
 
 @pytest.fixture
 def stopped() -> Iterator[list[BackgroundScheduler]]:
@@ -58,7 +60,7 @@ def stopped() -> Iterator[list[BackgroundScheduler]]:
 
 
 def test_jobs_ids_triggers_and_options(stopped: list[BackgroundScheduler]) -> None:
-    scheduler = build_scheduler(Recorder(), 30, reconcile_seconds=120, now=lambda: T0)
+    scheduler = build_scheduler(Recorder().jobs(), 30, reconcile_seconds=120, now=lambda: T0)
     stopped.append(scheduler)
     assert str(scheduler.timezone) == "UTC"
     jobs = {job.id: job for job in scheduler.get_jobs()}
@@ -75,17 +77,17 @@ def test_jobs_ids_triggers_and_options(stopped: list[BackgroundScheduler]) -> No
 def test_reconcile_interval_defaults_to_a_minute_or_the_tick(
         stopped: list[BackgroundScheduler]) -> None:
     for tick, expected in ((5, 60), (300, 300)):
-        scheduler = build_scheduler(Recorder(), tick)
+        scheduler = build_scheduler(Recorder().jobs(), tick)
         stopped.append(scheduler)
         assert scheduler.get_job("reconcile").trigger.interval == timedelta(seconds=expected)
     with pytest.raises(ValueError):
-        build_scheduler(Recorder(), 0)
+        build_scheduler(Recorder().jobs(), 0)
 
 
 def test_reconcile_runs_at_start_up_and_the_tick_jobs_wait(
         stopped: list[BackgroundScheduler]) -> None:
     lifecycle = Recorder()
-    scheduler = build_scheduler(lifecycle, 3600)
+    scheduler = build_scheduler(lifecycle.jobs(), 3600)
     stopped.append(scheduler)
     scheduler.start()
     assert lifecycle.ran["reconcile"].wait(10)
@@ -109,7 +111,7 @@ def test_guarded_logs_and_swallows(caplog: pytest.LogCaptureFixture) -> None:
 def test_a_failing_job_does_not_stop_the_scheduler(stopped: list[BackgroundScheduler]) -> None:
     lifecycle = Recorder()
     lifecycle.fail.add("reconcile")
-    scheduler = build_scheduler(lifecycle, 0.05, reconcile_seconds=3600)
+    scheduler = build_scheduler(lifecycle.jobs(), 0.05, reconcile_seconds=3600)
     stopped.append(scheduler)
     scheduler.start()
     assert lifecycle.ran["reconcile"].wait(10)
@@ -122,7 +124,7 @@ def test_the_real_service_expires_a_lease_under_the_scheduler(
         sqlite_url: str, stopped: list[BackgroundScheduler]) -> None:
     migrate.upgrade(sqlite_url)
     db = Database(sqlite_url)
-    kit = build(db)
+    kit = build_harness(db)
     expired = threading.Event()
     real = kit.notifier.expired
 
@@ -133,7 +135,7 @@ def test_the_real_service_expires_a_lease_under_the_scheduler(
     kit.notifier.expired = expired_and_signal  # type: ignore[method-assign]
     lease = kit.claims.start(kit.claims.claim(user_id="U1", duration=timedelta(hours=1)).id or 0)
     kit.clock.advance(timedelta(hours=1))
-    scheduler = build_scheduler(LifecycleService(kit.deps, kit.claims), 0.05)
+    scheduler = build_scheduler(kit.gpubot.jobs(), 0.05)
     stopped.append(scheduler)
     scheduler.start()
     try:

@@ -13,22 +13,22 @@ from bot.domain.errors import (AlreadyDecided, DomainError, LeaseLimitReached, L
 from bot.domain.lease import LeaseStatus as S
 from bot.security import verify_jupyter_password
 from tests.fakes.containers import FakeContainerRuntime
-from tests.fakes.services import Kit, build
+from tests.fakes.services import Harness, build_harness
 
 H = timedelta(hours=1)
 
 
 @pytest.fixture
-def kit(db) -> Kit:
-    return build(db)
+def kit(db) -> Harness:
+    return build_harness(db)
 
 
-def claim_and_start(kit: Kit, user: str = "U1", duration: timedelta = 24 * H, **kw):
+def claim_and_start(kit: Harness, user: str = "U1", duration: timedelta = 24 * H, **kw):
     lease = kit.claims.claim(user_id=user, duration=duration, **kw)
     return kit.claims.start(lease.id)
 
 
-def test_claim_to_active_with_access_dm(kit: Kit) -> None:
+def test_claim_to_active_with_access_dm(kit: Harness) -> None:
     lease = claim_and_start(kit)
     assert lease.status is S.ACTIVE
     assert lease.expires_at == kit.clock.now() + 24 * H
@@ -44,80 +44,80 @@ def test_claim_to_active_with_access_dm(kit: Kit) -> None:
     assert "GPU 0 (NVIDIA H100" in kit.notifier.of("progress")[0].data["text"]
 
 
-def test_password_is_stored_encrypted(kit: Kit, db) -> None:
+def test_password_is_stored_encrypted(kit: Harness, db) -> None:
     lease = claim_and_start(kit)
     password = kit.notifier.of("access_ready")[0].data["password"]
     with db.transaction() as s:
         stored = LeaseRepo(s).get(lease.id).password_token
-    assert password not in stored and kit.deps.vault.decrypt(stored) == password
+    assert password not in stored and kit.res.vault.decrypt(stored) == password
 
 
-def test_start_failure_leaves_nothing_and_frees_the_gpu(kit: Kit) -> None:
+def test_start_failure_leaves_nothing_and_frees_the_gpu(kit: Harness) -> None:
     kit.runtime.fail_next_start("OCI runtime create failed: nvidia-container-cli: device error")
     lease = claim_and_start(kit)
     assert lease.status is S.FAILED and "could not start" in lease.failure_reason
     assert kit.runtime.list_managed() == []
     assert kit.notifier.of("claim_failed")[0].data["reason"] == lease.failure_reason
-    with kit.deps.db.transaction() as s:
+    with kit.res.db.transaction() as s:
         assert LeaseRepo(s).allocation_counts() == (0, 0)
     again = claim_and_start(kit)  # the port is free again; the GPU rests (least recently used)
     assert again.status is S.ACTIVE and again.port == 8800 and again.gpu_uuids != lease.gpu_uuids
 
 
-def test_not_ready_in_time_fails_and_removes_the_container(kit: Kit) -> None:
+def test_not_ready_in_time_fails_and_removes_the_container(kit: Harness) -> None:
     kit.runtime.not_ready()
     lease = claim_and_start(kit)
     assert lease.status is S.FAILED and "did not answer" in lease.failure_reason
     assert kit.runtime.list_managed() == [] and kit.runtime.stopped == [lease.id]
 
 
-def test_missing_image_is_a_clear_failure(kit: Kit) -> None:
+def test_missing_image_is_a_clear_failure(kit: Harness) -> None:
     kit.runtime.remove_image()
     lease = claim_and_start(kit)
     assert lease.status is S.FAILED and "not on this host" in lease.failure_reason
 
 
 def test_release_during_start_wins(db) -> None:
-    kit = build(db)
+    kit = build_harness(db)
     lease = kit.claims.claim(user_id="U1", duration=H)
-    kit.manage.release(user_id="U1", lease_id=lease.id)
+    kit.leases.release(user_id="U1", lease_id=lease.id)
     final = kit.claims.start(lease.id)
     assert final.status is S.RELEASED and kit.runtime.list_managed() == []
 
 
-def test_release_stops_container_and_frees(kit: Kit) -> None:
+def test_release_stops_container_and_frees(kit: Harness) -> None:
     lease = claim_and_start(kit)
-    released = kit.manage.release(user_id="U1")
+    released = kit.leases.release(user_id="U1")
     assert released.status is S.RELEASED and kit.runtime.stopped == [lease.id]
-    with kit.deps.db.transaction() as s:
+    with kit.res.db.transaction() as s:
         assert LeaseRepo(s).allocation_counts() == (0, 0)
     with pytest.raises(LeaseNotFound):
-        kit.manage.release(user_id="U1")
+        kit.leases.release(user_id="U1")
     with pytest.raises(DomainError, match="already ended"):
-        kit.manage.release(user_id="U1", lease_id=lease.id)
+        kit.leases.release(user_id="U1", lease_id=lease.id)
 
 
-def test_nobody_touches_someone_elses_lease(kit: Kit) -> None:
+def test_nobody_touches_someone_elses_lease(kit: Harness) -> None:
     lease = claim_and_start(kit, "U1")
-    for action in (lambda: kit.manage.release(user_id="U2", lease_id=lease.id),
-                   lambda: kit.manage.extend(user_id="U2", duration=H, lease_id=lease.id),
-                   lambda: kit.manage.resend_access(user_id="U2", lease_id=lease.id)):
+    for action in (lambda: kit.leases.release(user_id="U2", lease_id=lease.id),
+                   lambda: kit.leases.extend(user_id="U2", duration=H, lease_id=lease.id),
+                   lambda: kit.leases.resend_access(user_id="U2", lease_id=lease.id)):
         with pytest.raises(LeaseNotFound, match=f"no lease {lease.id}"):
             action()
-    assert kit.manage.release(user_id="UADMIN1", lease_id=lease.id).status is S.RELEASED
+    assert kit.leases.release(user_id="UADMIN1", lease_id=lease.id).status is S.RELEASED
 
 
-def test_extend_and_its_limits(kit: Kit) -> None:
+def test_extend_and_its_limits(kit: Harness) -> None:
     lease = claim_and_start(kit, duration=24 * H)
-    extended = kit.manage.extend(user_id="U1", duration=4 * H)
+    extended = kit.leases.extend(user_id="U1", duration=4 * H)
     assert extended.expires_at == lease.expires_at + 4 * H
     with pytest.raises(NotAllowed, match="need an admin"):
-        kit.manage.extend(user_id="U1", duration=3 * 24 * H)
+        kit.leases.extend(user_id="U1", duration=3 * 24 * H)
     with pytest.raises(DomainError, match="maximum"):
-        kit.manage.extend(user_id="UADMIN1", lease_id=lease.id, duration=7 * 24 * H)
+        kit.leases.extend(user_id="UADMIN1", lease_id=lease.id, duration=7 * 24 * H)
 
 
-def test_no_gpu_free_and_unhealthy_or_foreign_busy_gpus(kit: Kit) -> None:
+def test_no_gpu_free_and_unhealthy_or_foreign_busy_gpus(kit: Harness) -> None:
     kit.inventory.set(0, healthy=False, health_reason="GPU is lost")
     kit.inventory.make_busy(1)
     claim_and_start(kit, "U1")
@@ -128,7 +128,7 @@ def test_no_gpu_free_and_unhealthy_or_foreign_busy_gpus(kit: Kit) -> None:
     assert len(alert) == 1 and "PIDs 4242" in alert[0].data["text"]
 
 
-def test_memory_hogs_and_unknown_process_lists_count_as_busy(kit: Kit) -> None:
+def test_memory_hogs_and_unknown_process_lists_count_as_busy(kit: Harness) -> None:
     kit.inventory.set(0, memory_used_bytes=30 * 1024**3)  # no process NVML can see
     kit.inventory.set(1, processes_known=False, memory_used_bytes=None)  # nothing known
     claim_and_start(kit, "U1")
@@ -137,45 +137,45 @@ def test_memory_hogs_and_unknown_process_lists_count_as_busy(kit: Kit) -> None:
         kit.claims.claim(user_id="U3", duration=H)
 
 
-def test_model_filter(kit: Kit) -> None:
+def test_model_filter(kit: Harness) -> None:
     with pytest.raises(NoGpuFree, match="no a100 GPU"):
         kit.claims.claim(user_id="U1", duration=H, model="a100")
     assert claim_and_start(kit, model="h100").status is S.ACTIVE
 
 
-def test_per_user_limit(kit: Kit) -> None:
+def test_per_user_limit(kit: Harness) -> None:
     claim_and_start(kit)
     claim_and_start(kit)
     with pytest.raises(LeaseLimitReached):
         kit.claims.claim(user_id="U1", duration=H)
 
 
-def test_approval_path(kit: Kit) -> None:
+def test_approval_path(kit: Harness) -> None:
     lease = kit.claims.claim(user_id="U1", duration=4 * 24 * H)
     assert lease.status is S.PENDING_APPROVAL and lease.gpu_uuids == ()
     assert kit.notifier.kinds(lease.id) == ["approval_requested"]
     with pytest.raises(NotAllowed):
-        kit.manage.approve(lease_id=lease.id, admin_id="U2")
-    approved = kit.manage.approve(lease_id=lease.id, admin_id="UADMIN1")
+        kit.approvals.approve(lease_id=lease.id, admin_id="U2")
+    approved = kit.approvals.approve(lease_id=lease.id, admin_id="UADMIN1")
     assert approved.status is S.STARTING and approved.decision_by == "UADMIN1"
     assert len(approved.gpu_uuids) == 1
     with pytest.raises(AlreadyDecided, match="UADMIN1"):
-        kit.manage.approve(lease_id=lease.id, admin_id="UADMIN2")
+        kit.approvals.approve(lease_id=lease.id, admin_id="UADMIN2")
     assert kit.claims.start(lease.id).status is S.ACTIVE
 
 
-def test_deny_path(kit: Kit) -> None:
+def test_deny_path(kit: Harness) -> None:
     lease = kit.claims.claim(user_id="U1", duration=H, gpu_count=2)
-    denied = kit.manage.deny(lease_id=lease.id, admin_id="UADMIN2", reason="  not this week ")
+    denied = kit.approvals.deny(lease_id=lease.id, admin_id="UADMIN2", reason="  not this week ")
     assert denied.status is S.DENIED and denied.decision_reason == "not this week"
     decided = kit.notifier.of("approval_decided")[0].data
     assert decided == {"approved": False, "by": "UADMIN2", "reason": "not this week"}
     with pytest.raises(AlreadyDecided):
-        kit.manage.approve(lease_id=lease.id, admin_id="UADMIN1")
+        kit.approvals.approve(lease_id=lease.id, admin_id="UADMIN1")
 
 
 def test_two_admins_approve_at_once_grant_once(db) -> None:
-    kit = build(db)
+    kit = build_harness(db)
     lease = kit.claims.claim(user_id="U1", duration=H, gpu_count=2)
     outcomes: list[str] = []
     barrier = threading.Barrier(2)
@@ -183,7 +183,7 @@ def test_two_admins_approve_at_once_grant_once(db) -> None:
     def click(admin: str) -> None:
         barrier.wait()
         try:
-            kit.manage.approve(lease_id=lease.id, admin_id=admin)
+            kit.approvals.approve(lease_id=lease.id, admin_id=admin)
             outcomes.append("approved")
         except AlreadyDecided:
             outcomes.append("already")
@@ -194,13 +194,13 @@ def test_two_admins_approve_at_once_grant_once(db) -> None:
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["already", "approved"]
-    with kit.deps.db.transaction() as s:
+    with kit.res.db.transaction() as s:
         assert LeaseRepo(s).allocation_counts() == (2, 1)
 
 
-def test_resend_access(kit: Kit) -> None:
+def test_resend_access(kit: Harness) -> None:
     lease = claim_and_start(kit)
-    kit.manage.resend_access(user_id="U1")
+    kit.leases.resend_access(user_id="U1")
     first = kit.notifier.of("access_ready")[0].data
     again = kit.notifier.of("access_resend")[0].data
     assert again == first and kit.notifier.of("access_resend")[0].lease_id == lease.id
@@ -214,7 +214,7 @@ def test_runtime_start_is_idempotent_for_the_same_lease() -> None:
     assert runtime.start(spec) == runtime.start(spec)
 
 
-def test_two_starts_racing_leave_one_running_container(kit: Kit) -> None:
+def test_two_starts_racing_leave_one_running_container(kit: Harness) -> None:
     """The reconciler may recover a start while the first one still waits for Jupyter:
     the loser must neither stop the winner's container nor send a second access DM."""
     lease = kit.claims.claim(user_id="U1", duration=H)

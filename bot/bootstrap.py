@@ -1,0 +1,215 @@
+"""The composition root: the one place that reads settings and wires the object graph.
+
+``build`` makes the graph (resources, outbox with its effect kinds, the one lease
+ending, the use cases, the lifecycle jobs and the reconciler as peers); any part can be
+handed in instead (tests, bench, the CLI's lazy adapters). ``build_slack`` adds the
+Slack side for ``gpubot serve``. Nothing else in ``bot/`` imports ``handlers/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import make_url
+
+from bot.db import migrate
+from bot.db.engine import Database
+from bot.domain.errors import GpuBackendUnavailable
+from bot.domain.policy import Policy
+from bot.domain.sizes import parse_size
+from bot.ports import Clock, ContainerRuntime, GpuInventory, Notifier
+from bot.scheduler import build_scheduler
+from bot.security import Vault, load_or_create_key_file
+from bot.services.approvals import ApprovalService
+from bot.services.claim import ClaimService
+from bot.services.effects import register_lease_effects
+from bot.services.ending import LeaseEnder
+from bot.services.facade import UseCases
+from bot.services.grant import Granter
+from bot.services.leases import LeaseCommands
+from bot.services.lifecycle import LifecycleJobs
+from bot.services.outbox import Outbox
+from bot.services.reconcile import Reconciler
+from bot.services.resources import LeaseConfig, Resources
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+
+class StartupError(Exception):
+    """The bot cannot start; ``str()`` says why and what to do, in one line."""
+
+
+# ------------------------------------------------------------ from settings
+def key_file_path(settings: Settings) -> Path:
+    """Explicit GPUBOT_KEY_FILE, else next to the SQLite database, else the working
+    directory."""
+    if settings.key_file:
+        return settings.key_file
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).resolve().with_name("gpubot.key")
+    return Path("gpubot.key").resolve()
+
+
+def make_vault(settings: Settings) -> Vault:
+    keys = list(settings.secret_key) or load_or_create_key_file(key_file_path(settings))
+    return Vault(keys)
+
+
+def make_policy(settings: Settings) -> Policy:
+    return Policy(min_lease=settings.min_lease, max_lease=settings.max_lease,
+                  default_lease=settings.default_lease, approval_above=settings.approval_above,
+                  max_leases_per_user=settings.max_leases_per_user,
+                  admins=frozenset(settings.admins))
+
+
+def make_config(settings: Settings) -> LeaseConfig:
+    return LeaseConfig(host=settings.host_name, port_range=settings.ports,
+                       public_host=settings.public_host, workspace_root=settings.workspace_root,
+                       busy_memory_bytes=settings.gpu_busy_memory_mib * 1024**2,
+                       ready_timeout=settings.ready_timeout,
+                       remind_before=settings.remind_before,
+                       approval_timeout=settings.approval_timeout,
+                       extend_by=settings.default_lease,
+                       starting_grace=settings.starting_grace,
+                       effect_retry_after=settings.effect_retry_after)
+
+
+def make_inventory(settings: Settings) -> GpuInventory:
+    if settings.fake_gpus:
+        from bot.adapters.fake_gpus import SyntheticInventory
+
+        return SyntheticInventory(settings.fake_gpus, host=settings.host_name)
+    from bot.adapters.nvml import NvmlInventory
+
+    return NvmlInventory(host=settings.host_name)
+
+
+def make_runtime(settings: Settings) -> ContainerRuntime:
+    from bot.adapters.docker import DockerRuntime, DockerRuntimeConfig
+
+    parse_size(settings.mem_limit)
+    return DockerRuntime(DockerRuntimeConfig(
+        image=settings.image, workspace_root=settings.workspace_root,
+        bind_address=settings.bind_address, mem_limit=settings.mem_limit, cpus=settings.cpus,
+        shm_size=settings.shm_size, pids_limit=settings.pids_limit,
+        gpu_request=not settings.fake_gpus, pull_missing=settings.pull_missing_image,
+        host=settings.host_name, ready_poll_interval=0.05))
+
+
+# ------------------------------------------------------------------ the graph
+@dataclass(frozen=True)
+class Gpubot:
+    """The whole object graph, built once."""
+
+    settings: Settings
+    resources: Resources
+    outbox: Outbox
+    ender: LeaseEnder
+    use_cases: UseCases
+    lifecycle: LifecycleJobs
+    reconciler: Reconciler
+
+    @property
+    def claims(self) -> ClaimService:
+        return self.use_cases.claims
+
+    @property
+    def db(self) -> Database:
+        return self.resources.db
+
+    def jobs(self) -> dict[str, Any]:
+        """The scheduler's jobs by name (``bot.scheduler.JOB_IDS``)."""
+        return {"expire": self.lifecycle.expire, "remind": self.lifecycle.remind,
+                "reconcile": self.reconciler.run}
+
+    def scheduler(self) -> BackgroundScheduler:
+        return build_scheduler(self.jobs(), self.settings.tick_seconds,
+                               reconcile_seconds=self.settings.reconcile_seconds)
+
+
+def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
+          inventory: GpuInventory | None = None, runtime: ContainerRuntime | None = None,
+          clock: Clock | None = None, vault: Vault | None = None,
+          policy: Policy | None = None, config: LeaseConfig | None = None) -> Gpubot:
+    """The graph from ``settings``; every part given is used instead of the real one."""
+    from bot.adapters.clock import SystemClock
+
+    res = Resources(db=db or Database(settings.database_url),
+                    inventory=inventory or make_inventory(settings),
+                    runtime=runtime or make_runtime(settings), notifier=notifier,
+                    clock=clock or SystemClock(), vault=vault or make_vault(settings),
+                    policy=policy or make_policy(settings),
+                    config=config or make_config(settings))
+    cfg = res.config
+    outbox = Outbox(res.db, res.clock, retry_after=cfg.effect_retry_after,
+                    horizon=cfg.effect_horizon, batch_size=cfg.batch_size)
+    register_lease_effects(outbox, res)
+    ender = LeaseEnder(outbox)
+    granter = Granter(res)
+    claims = ClaimService(res, granter, outbox, ender)
+    lifecycle = LifecycleJobs(res, outbox, ender)
+    use_cases = UseCases(claims=claims, leases=LeaseCommands(res, ender),
+                         approvals=ApprovalService(res, granter, outbox, ender), resources=res)
+    return Gpubot(settings=settings, resources=res, outbox=outbox, ender=ender,
+                  use_cases=use_cases, lifecycle=lifecycle,
+                  reconciler=Reconciler(res, outbox, claims, lifecycle, ender))
+
+
+def build_cli(settings: Settings) -> Gpubot:
+    """For one-shot admin commands: GPUs, Docker and the key are touched only if the
+    command needs them, and nothing is sent to Slack."""
+    from bot.adapters.lazy import Lazy
+    from bot.adapters.log_notifier import LogNotifier
+
+    return build(settings, notifier=LogNotifier(),
+                 inventory=Lazy(lambda: make_inventory(settings)),  # type: ignore[arg-type]
+                 runtime=Lazy(lambda: make_runtime(settings)),  # type: ignore[arg-type]
+                 vault=Lazy(lambda: make_vault(settings)))  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------- the Slack side
+@dataclass(frozen=True)
+class SlackBot:
+    gpubot: Gpubot
+    app: Any  # slack_bolt.App
+
+
+def build_slack(settings: Settings) -> SlackBot:
+    """Migrate, reach NVML and Docker, and wire the graph to Slack: ``gpubot serve``.
+    Raises StartupError with one line when something is missing."""
+    from slack_bolt import App
+
+    from handlers.app import register_all
+    from handlers.context import HandlerContext
+    from handlers.notifier import SlackNotifier, web_client
+
+    try:
+        migrate.upgrade(settings.database_url)
+    except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
+        raise StartupError(f"Cannot migrate the database at DATABASE_URL: "
+                           f"{str(exc).splitlines()[0]}") from None
+    try:
+        inventory = make_inventory(settings)
+    except GpuBackendUnavailable as exc:
+        raise StartupError(exc.message) from None
+    try:
+        runtime = make_runtime(settings)
+    except Exception as exc:  # noqa: BLE001 - docker.errors.DockerException and friends
+        raise StartupError(f"Cannot reach Docker: {str(exc).splitlines()[0]}. Is dockerd "
+                           f"running and may this user use it? `gpubot doctor` checks.") \
+            from None
+
+    client = web_client(settings.slack_bot_token, settings.slack_api_url)
+    notifier = SlackNotifier(client, admin_channel=settings.admin_channel,
+                             extend_by=settings.default_lease, gpus=inventory.list_gpus)
+    gpubot = build(settings, notifier=notifier, inventory=inventory, runtime=runtime)
+    app = App(client=client, signing_secret=settings.slack_signing_secret or "",
+              request_verification_enabled=not settings.socket_mode,
+              token_verification_enabled=True)
+    register_all(app, HandlerContext(gpubot.use_cases, notifier))
+    return SlackBot(gpubot=gpubot, app=app)

@@ -1,0 +1,85 @@
+"""The effects a lease owes, registered with the outbox: how each is performed, and
+whether a redo after a crash still makes sense for the lease as it is then."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from bot.db.repo import LeaseRepo
+from bot.domain.containers import ContainerState
+from bot.domain.lease import SYSTEM_ACTOR, Lease, LeaseStatus
+from bot.ports import AccessInfo
+from bot.services.outbox import Effect, EffectKind, EffectType, Outbox
+from bot.services.resources import Resources
+
+log = logging.getLogger(__name__)
+APPROVAL_TIMEOUT_REASON = "approval timed out"
+
+
+def register_lease_effects(outbox: Outbox, res: Resources) -> None:
+    horizon = outbox.horizon
+
+    def ended_as(*statuses: LeaseStatus):  # type: ignore[no-untyped-def]
+        def still_owed(lease: Lease, now: datetime) -> bool:
+            return (lease.status in statuses and lease.ended_at is not None
+                    and lease.ended_at >= now - horizon)
+        return still_owed
+
+    def stop(effect: Effect) -> None:
+        """Stop the container (the workspace stays), then let its port go: a port is
+        held until its container is confirmed gone, so no new lease trips over it."""
+        lease_id = effect.lease.id or 0
+        res.runtime.stop(lease_id)
+        res.db.run(lambda session: LeaseRepo(session).free_ports([lease_id]))
+
+    def access(effect: Effect) -> None:
+        lease = effect.lease
+        if lease.password_token:
+            res.notifier.access_ready(lease, AccessInfo(
+                url=res.config.url(lease.port or 0),
+                password=res.vault.decrypt(lease.password_token)))
+
+    def claim_failed(effect: Effect) -> None:
+        res.notifier.claim_failed(effect.lease, effect.lease.failure_reason
+                                  or "Your environment could not be started.")
+
+    def expired(effect: Effect) -> None:
+        res.notifier.expired(effect.lease,
+                             workspace=str(res.config.workspace(effect.lease.user_id)))
+
+    def remind(effect: Effect) -> None:
+        if effect.lease.expires_at is not None:
+            res.notifier.reminder(effect.lease, effect.lease.expires_at - res.clock.now())
+
+    def died(effect: Effect) -> None:
+        res.notifier.container_died(effect.lease, ContainerState.from_json(effect.detail))
+
+    def decided(effect: Effect) -> None:
+        lease = effect.lease
+        res.notifier.approval_decided(lease, approved=lease.status is not LeaseStatus.DENIED,
+                                      by=lease.decision_by or SYSTEM_ACTOR,
+                                      reason=lease.decision_reason)
+
+    def running(lease: Lease, now: datetime) -> bool:
+        return lease.status is LeaseStatus.ACTIVE
+
+    def before_expiry(lease: Lease, now: datetime) -> bool:
+        return (lease.status is LeaseStatus.ACTIVE and lease.expires_at is not None
+                and lease.expires_at > now)
+
+    def decision_stands(lease: Lease, now: datetime) -> bool:
+        return lease.decision_by is not None
+
+    ended = ended_as(LeaseStatus.RELEASED, LeaseStatus.EXPIRED, LeaseStatus.FAILED)
+    for kind, effect_type in {
+        EffectKind.STOP: EffectType(stop, ended),
+        EffectKind.ACCESS: EffectType(access, running),
+        EffectKind.CLAIM_FAILED: EffectType(claim_failed, ended_as(LeaseStatus.FAILED)),
+        EffectKind.EXPIRE: EffectType(expired, ended_as(LeaseStatus.EXPIRED)),
+        EffectKind.REMIND: EffectType(remind, before_expiry),
+        EffectKind.CONTAINER_DIED: EffectType(died, ended_as(LeaseStatus.FAILED)),
+        EffectKind.DECIDED: EffectType(decided, decision_stands),
+        EffectKind.APPROVAL_TIMEOUT: EffectType(decided, ended_as(LeaseStatus.DENIED)),
+    }.items():
+        outbox.register(kind, effect_type)

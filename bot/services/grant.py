@@ -1,0 +1,117 @@
+"""Granting a lease its GPU(s), port and password, inside the caller's transaction.
+
+The allocation rows' primary keys are the arbiter: when a concurrent grant took a chosen
+GPU first, the insert is refused, we re-read what is taken and choose again; so the loop
+ends after at most one round per GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from bot.db.engine import after_commit
+from bot.db.repo import LeaseRepo
+from bot.domain import allocation
+from bot.domain.errors import DomainError, NoGpuFree
+from bot.domain.gpus import GpuInfo
+from bot.domain.lease import Lease, container_name
+from bot.security import generate_password
+from bot.services.resources import Resources
+
+log = logging.getLogger(__name__)
+FOREIGN_USE_ALERT_EVERY = timedelta(hours=1)
+
+
+class Granter:
+    def __init__(self, res: Resources) -> None:
+        self.res = res
+        self._reported_busy: dict[str, datetime] = {}
+
+    def grant(self, repo: LeaseRepo, lease: Lease, gpus: Sequence[GpuInfo], *,
+              now: datetime) -> None:
+        """Give ``lease`` its GPU(s), port and password; a new lease (no id yet) is added
+        only then, so a refusal writes nothing. Raises NoGpuFree."""
+        cfg = self.res.config
+        repo.serialize_grants(cfg.host)
+        taken = repo.taken_gpus()
+        self._report_foreign_use(repo, gpus, taken, now)
+
+        def choose(taken: set[str], last: Mapping[str, datetime] | None = None
+                   ) -> list[GpuInfo] | None:
+            return allocation.choose(gpus, count=lease.gpu_count, taken=taken,
+                                     busy_memory_bytes=cfg.busy_memory_bytes,
+                                     model=lease.gpu_model, last_leased=last)
+
+        last: Mapping[str, datetime] | None = None  # read once a grant is possible
+        for _ in range(len(gpus) + 1):
+            chosen = choose(taken, last)
+            if chosen is None:
+                raise NoGpuFree(no_gpu_message(gpus, taken, lease, cfg.busy_memory_bytes))
+            if last is None:  # the same candidates, now least recently leased first
+                last = repo.last_leased(g.uuid for g in gpus)
+                chosen = choose(taken, last) or chosen
+            if lease.id is None:
+                repo.add(lease)
+            uuids = sorted(g.uuid for g in chosen)  # one lock order for all grants
+            if repo.try_allocate_gpus(lease, uuids, host=chosen[0].host, now=now):
+                break
+            taken |= repo.taken_gpus() | set(uuids)
+        else:  # pragma: no cover - each round removes at least one candidate
+            raise NoGpuFree("No GPU is free right now; try again in a moment.")
+        lease.host = chosen[0].host
+        lease.gpu_uuids = tuple(uuids)
+        lease.port = self._allocate_port(repo, lease, now)
+        lease.container_name = container_name(lease.id or 0)
+        lease.password_token = self.res.vault.encrypt(generate_password())
+
+    def _allocate_port(self, repo: LeaseRepo, lease: Lease, now: datetime) -> int:
+        assert lease.host is not None
+        low, high = self.res.config.port_range
+        taken = repo.taken_ports(lease.host)
+        for port in range(low, high + 1):
+            if port not in taken and repo.try_allocate_port(lease, port, host=lease.host,
+                                                            now=now):
+                return port
+        raise DomainError("Every port in GPUBOT_PORT_RANGE is in use; ask an admin to "
+                          "widen it.")
+
+    def _report_foreign_use(self, repo: LeaseRepo, gpus: Sequence[GpuInfo], taken: set[str],
+                            now: datetime) -> None:
+        """Someone runs on a GPU outside any lease: never hand it out, tell the admins
+        (at most once an hour per GPU), after the commit: never hold the grant's locks
+        while Slack answers."""
+        for gpu in allocation.busy_outside_leases(gpus, taken=taken):
+            last = self._reported_busy.get(gpu.uuid)
+            if last is not None and now - last < FOREIGN_USE_ALERT_EVERY:
+                continue
+            self._reported_busy[gpu.uuid] = now
+            pids = ", ".join(str(p.pid) for p in gpu.processes)
+            text = (f"GPU {gpu.index} ({gpu.name}, {gpu.uuid}) on {gpu.host} runs processes "
+                    f"outside any lease (PIDs {pids}); gpubot will not hand it out.")
+            log.warning(text)
+            after_commit(repo.s, lambda text=text: self._alert(text))
+
+    def _alert(self, text: str) -> None:
+        try:
+            self.res.notifier.admin_alert(text)
+        except Exception:  # best effort: the GPU is withheld either way
+            log.exception("could not alert the admins")
+
+
+def no_gpu_message(gpus: Sequence[GpuInfo], taken: set[str], lease: Lease,
+                   busy_memory_bytes: int) -> str:
+    model = f" {lease.gpu_model}" if lease.gpu_model else ""
+    matching = [g for g in gpus if allocation.matches_model(g, lease.gpu_model)]
+    if lease.gpu_model and not matching:
+        return f"There is no{model} GPU here. /gpu status lists the models."
+    leased = sum(1 for g in matching if g.uuid in taken)
+    busy = sum(1 for g in matching if g.uuid not in taken and g.healthy
+               and not allocation.is_idle(g, busy_memory_bytes=busy_memory_bytes))
+    sick = sum(1 for g in matching if not g.healthy)
+    detail = ", ".join(f"{n} {what}" for n, what in ((leased, "leased"), (busy, "busy outside "
+                       "gpubot"), (sick, "unhealthy")) if n)
+    want = f"{lease.gpu_count}{model} GPUs" if lease.gpu_count > 1 else f"a{model} GPU"
+    return (f"No GPU free for {want} right now ({len(matching)} in all"
+            f"{': ' + detail if detail else ''}). /gpu status shows when leases end.")
