@@ -120,6 +120,17 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", alias="GPUBOT_LOG_LEVEL")
 
+    # Operations: Prometheus /metrics on address:port; unset = off
+    metrics_address: str | None = Field(None, alias="GPUBOT_METRICS_ADDRESS")
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _check_metrics_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_listen_address(value)
+        return value.strip()
+
     @field_validator("port_range")
     @classmethod
     def _check_port_range(cls, value: str) -> str:
@@ -160,6 +171,15 @@ class Settings(BaseSettings):
     @property
     def socket_mode(self) -> bool:
         return bool(self.slack_app_token)
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """``address:port`` (``127.0.0.1:9464``, ``[::1]:9464``; ``:9464`` = every address)."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("expected ADDRESS:PORT, e.g. 127.0.0.1:9464")
+    host = host.removeprefix("[").removesuffix("]")
+    return host or "0.0.0.0", int(port)
 
 
 def parse_port_range(text: str) -> tuple[int, int]:
