@@ -77,10 +77,12 @@ def run(settings: Settings) -> None:
             stop.wait()
             handler.close()
         else:
-            log.info("gpubot is up (HTTP mode on port %s)", settings.http_port)
-            threading.Thread(target=app.start, kwargs={"port": settings.http_port},
-                             daemon=True).start()
-            stop.wait()
+            from bot.adapters.slack_http import serve_http
+
+            log.info("gpubot is up (HTTP mode on %s:%s)", settings.http_address,
+                     settings.http_port)
+            serve_http(app, signing_secret=settings.slack_signing_secret or "",
+                       address=settings.http_address, port=settings.http_port, stop=stop)
     finally:
         scheduler.shutdown(wait=True)
         watcher.join(timeout=2)

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.domain.durations import parse_duration
+from bot.domain.durations import LONGEST, parse_duration
 from bot.domain.errors import InvalidDuration
 from bot.domain.sizes import parse_size
 
@@ -35,6 +35,8 @@ def _duration(value: Any) -> timedelta:
         return value
     text = str(value).strip().lower()
     if text.endswith("s") and text[:-1].isascii() and text[:-1].isdigit():
+        if int(text[:-1]) > LONGEST.total_seconds():  # timedelta() would overflow
+            raise ValueError(f"{text} is longer than 10 years")
         return timedelta(seconds=int(text[:-1]))
     try:
         return parse_duration(text)
@@ -75,6 +77,9 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET", repr=False)
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
     http_port: int = Field(3000, alias="GPUBOT_HTTP_PORT", ge=1, le=65535)
+    # HTTP mode listens here; Slack calls only HTTPS URLs, so a TLS proxy on this host
+    # forwards to it (0.0.0.0 only when that proxy runs elsewhere).
+    http_address: str = Field("127.0.0.1", alias="GPUBOT_HTTP_ADDRESS", min_length=1)
 
     # Storage and secrets
     database_url: str = Field("sqlite:///gpubot.db", alias="DATABASE_URL")

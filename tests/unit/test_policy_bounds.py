@@ -29,3 +29,12 @@ def test_an_extension_within_the_maximum_moves_the_end() -> None:
     end = make_policy().extended_expiry(started_at=START, expires_at=START + 24 * H,
                                         duration=4 * H)
     assert end == START + 28 * H
+
+
+@pytest.mark.parametrize(("name", "value"), [("GPUBOT_READY_TIMEOUT", "99999999999999s"),
+                                             ("GPUBOT_MAX_LEASE", "999999w")])
+def test_an_absurd_duration_setting_is_one_line_naming_it(name: str, value: str) -> None:
+    from bot.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=f"Invalid setting {name}: .*10 years"):
+        load_settings(**{name: value})
