@@ -15,11 +15,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import logs
-from bot.adapters.slack import SlackNotifier, web_client
+from bot.domain.gpus import GpuInfo
 from bot.domain.lease import Lease, LeaseStatus
 from bot.ports import AccessInfo
 from bot.security import generate_password, hash_jupyter_password
 from handlers.blocks import EXTEND
+from handlers.notifier import SlackNotifier, web_client
 from tests.slack_standin import SlackStandIn
 
 USER = "U0ALICE001"
@@ -53,11 +54,13 @@ def test_debug_logs_hold_no_password_hash_or_token(log_output: io.StringIO,
 
     bolt_socket_app(register)  # Socket Mode: apps.connections.open with the app token
     client = web_client(slack_standin.bot_token, slack_standin.api_url)
+    gpu = GpuInfo(uuid="GPU-0", index=0, name="NVIDIA H100 80GB HBM3", host="h1")
     notifier = SlackNotifier(client, admin_channel=None, extend_by=timedelta(hours=24),
-                             describe_gpus=lambda _lease: "GPU 0 (NVIDIA H100 80GB HBM3)")
+                             gpus=lambda: [gpu])
     now = datetime.now(UTC)
     lease = Lease(user_id=USER, duration=timedelta(hours=24), created_at=now, id=7,
-                  status=LeaseStatus.ACTIVE, started_at=now, expires_at=now + timedelta(hours=24))
+                  status=LeaseStatus.ACTIVE, started_at=now, expires_at=now + timedelta(hours=24),
+                  gpu_uuids=("GPU-0",))
     password = generate_password()
     hashed = hash_jupyter_password(password)
     notifier.access_ready(lease, AccessInfo(url="http://gpu.lab.example:8800/lab",
