@@ -9,7 +9,7 @@ import pytest
 
 from bot.db.repo import LeaseRepo
 from bot.domain.allocation import UnknownModel
-from tests.fakes.services import Kit, build
+from tests.fakes.services import Harness, build_harness
 
 H = timedelta(hours=1)
 
@@ -17,7 +17,7 @@ H = timedelta(hours=1)
 @pytest.mark.xfail(strict=True, reason="wired by lead")
 @pytest.mark.parametrize("duration", [24 * H, 96 * H], ids=["granted", "needs-approval"])
 def test_an_unknown_model_is_refused_naming_the_models_on_offer(db, duration) -> None:
-    kit: Kit = build(db)  # four "NVIDIA H100 80GB HBM3"
+    kit: Harness = build_harness(db)  # four "NVIDIA H100 80GB HBM3"
     for model in ("h", "a100"):
         with pytest.raises(UnknownModel) as err:
             kit.claims.claim(user_id="U1", duration=duration, model=model)
