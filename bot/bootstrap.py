@@ -8,7 +8,7 @@ Slack side for ``gpubot serve``. Nothing else in ``bot/`` imports ``handlers/``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,8 @@ from bot.settings import Settings
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.adapters.metrics import Metrics
 
 
 class StartupError(Exception):
@@ -113,6 +115,7 @@ class Gpubot:
     use_cases: UseCases
     lifecycle: LifecycleJobs
     reconciler: Reconciler
+    metrics: Metrics | None = None  # GPUBOT_METRICS_ADDRESS set (serve only)
 
     @property
     def claims(self) -> ClaimService:
@@ -124,8 +127,9 @@ class Gpubot:
 
     def jobs(self) -> dict[str, Any]:
         """The scheduler's jobs by name (``bot.scheduler.JOB_IDS``)."""
-        return {"expire": self.lifecycle.expire, "remind": self.lifecycle.remind,
+        jobs = {"expire": self.lifecycle.expire, "remind": self.lifecycle.remind,
                 "reconcile": self.reconciler.run}
+        return self.metrics.jobs(jobs) if self.metrics else jobs  # timed per run
 
     def scheduler(self) -> BackgroundScheduler:
         return build_scheduler(self.jobs(), self.settings.tick_seconds,
@@ -204,12 +208,46 @@ def build_slack(settings: Settings) -> SlackBot:
                            f"running and may this user use it? `gpubot doctor` checks.") \
             from None
 
+    metrics = make_metrics(settings)
     client = web_client(settings.slack_bot_token, settings.slack_api_url)
-    notifier = SlackNotifier(client, admin_channel=settings.admin_channel,
-                             extend_by=settings.default_lease, gpus=inventory.list_gpus)
+    if metrics:  # before Bolt's first call (auth.test); Bolt's per-request clients share it
+        metrics.meter_slack(client)
+    notifier: Any = SlackNotifier(client, admin_channel=settings.admin_channel,
+                                  extend_by=settings.default_lease, gpus=inventory.list_gpus)
+    if metrics:
+        notifier = metrics.notifier(notifier)  # observes claim -> access DM
     gpubot = build(settings, notifier=notifier, inventory=inventory, runtime=runtime)
+    if metrics:
+        gpubot = serve_metrics(settings, metrics, gpubot)
     app = App(client=client, signing_secret=settings.slack_signing_secret or "",
               request_verification_enabled=not settings.socket_mode,
               token_verification_enabled=True)
     register_all(app, HandlerContext(gpubot.use_cases, notifier))
     return SlackBot(gpubot=gpubot, app=app)
+
+
+# ------------------------------------------------------------------ metrics
+def make_metrics(settings: Settings) -> Metrics | None:
+    """Prometheus metrics (``bot.adapters.metrics``) when GPUBOT_METRICS_ADDRESS is set."""
+    if not settings.metrics_address:
+        return None
+    from bot.adapters.metrics import Metrics
+
+    return Metrics()
+
+
+def serve_metrics(settings: Settings, metrics: Metrics, gpubot: Gpubot) -> Gpubot:
+    """Gauges read from ``gpubot`` at each scrape, ``/metrics`` served (a daemon thread)
+    on GPUBOT_METRICS_ADDRESS, and the graph with its jobs timed."""
+    from bot.services.views import GpuState, gpu_table
+
+    res = gpubot.resources
+    metrics.watch(db=res.db, gpu_states=lambda: [row.state.value for row in gpu_table(res)],
+                  known_gpu_states=[state.value for state in GpuState],
+                  effects_pending=gpubot.outbox.pending)
+    try:
+        metrics.serve(settings.metrics_address or "")
+    except OSError as exc:
+        raise StartupError(f"Cannot serve metrics on GPUBOT_METRICS_ADDRESS="
+                           f"{settings.metrics_address}: {exc.strerror or exc}") from None
+    return replace(gpubot, metrics=metrics)

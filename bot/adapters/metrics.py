@@ -5,7 +5,7 @@ Names fixed by DESIGN §4.1: ``gpubot_gpus{state}``, ``gpubot_leases{status}``,
 ``gpubot_claim_ready_seconds`` (histogram, observed when the access DM goes out) and
 ``gpubot_idle_reclaims_total``. For operators: ``gpubot_slack_api_errors_total{method,
 error}`` (``metrics_slack``), ``gpubot_effects_pending`` and
-``gpubot_job_duration_seconds{job}`` (expire, remind, reconcile).
+``gpubot_job_duration_seconds{task}`` (expire, remind, reconcile).
 
 One ``Metrics`` object holds its own registry (not prometheus-client's global one, so
 tests and two bots in one process never collide); the composition root makes it only
@@ -66,9 +66,9 @@ class Metrics:
         self.job_duration = Histogram(
             "gpubot_job_duration_seconds", "How long each run of a scheduled job took "
             "(reconcile: compare Docker and the database and repair)",
-            labelnames=["job"], buckets=JOB_BUCKETS, registry=self.registry)
+            labelnames=["task"], buckets=JOB_BUCKETS, registry=self.registry)
         self.job_failures = Counter(
-            "gpubot_job_failures", "Scheduled job runs that raised", labelnames=["job"],
+            "gpubot_job_failures", "Scheduled job runs that raised", labelnames=["task"],
             registry=self.registry)
         self._state: StateCollector | None = None
 
@@ -92,11 +92,13 @@ class Metrics:
         self.registry.register(self._state)
 
     def jobs(self, jobs: Mapping[str, Callable[[], Any]]) -> dict[str, Callable[[], Any]]:
-        """The scheduler's jobs, each timed into ``gpubot_job_duration_seconds{job}``."""
+        """The scheduler's jobs, each timed into ``gpubot_job_duration_seconds{task}``."""
         return {name: self._timed(name, job) for name, job in jobs.items()}
 
     def _timed(self, name: str, job: Callable[[], Any]) -> Callable[[], Any]:
-        duration, failures = self.job_duration.labels(job=name), self.job_failures.labels(job=name)
+        # Label "task", not "job": Prometheus sets "job" on every series (the scrape job).
+        duration = self.job_duration.labels(task=name)
+        failures = self.job_failures.labels(task=name)
 
         def run() -> Any:
             started = time.perf_counter()

@@ -164,9 +164,9 @@ def test_jobs_are_timed_and_failures_counted() -> None:
     with pytest.raises(RuntimeError):
         jobs["expire"]()
     samples = scrape(metrics)
-    assert samples[("gpubot_job_duration_seconds_count", (("job", "reconcile"),))] == 1
-    assert samples[("gpubot_job_duration_seconds_count", (("job", "expire"),))] == 1
-    assert samples[("gpubot_job_failures_total", (("job", "expire"),))] == 1
+    assert samples[("gpubot_job_duration_seconds_count", (("task", "reconcile"),))] == 1
+    assert samples[("gpubot_job_duration_seconds_count", (("task", "expire"),))] == 1
+    assert samples[("gpubot_job_failures_total", (("task", "expire"),))] == 1
 
 
 def test_slack_errors_are_counted_by_method_and_code(slack_standin: SlackStandIn) -> None:
