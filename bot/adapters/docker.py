@@ -5,8 +5,12 @@ The bot itself creates, starts and, on any failure, removes its containers (neve
 labelled ``gpubot.lease`` / ``gpubot.user`` / ``gpubot.gpus`` (DESIGN.md §4) plus
 ``gpubot.managed=1`` and ``gpubot.host=<GPUBOT_HOST_NAME>``: a bot lists, reconciles and
 watches only the containers of its own host name, so two bots (or a bot and a test
-suite) sharing one engine never remove each other's containers. This module and ``bot/adapters/docker_*.py`` are the only ones
-that import ``docker``.
+suite) sharing one engine never remove each other's containers; a container with no
+``gpubot.host`` label counts as this host's (DESIGN.md §4). Each lease has its own
+bridge network (``docker_network``) behind host firewall rules (``docker_firewall``);
+its password hash is copied in as a 0600 file, never passed on argv or in the
+environment. This module and ``bot/adapters/docker_*.py`` are the only ones that import
+``docker``.
 """
 
 from __future__ import annotations
@@ -14,34 +18,40 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import docker
 from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
-from docker.types import DeviceRequest
 
+from bot.adapters import docker_firewall, docker_network
+from bot.adapters.docker_create import (
+    CONTAINER_USER,
+    DockerRuntimeConfig,
+    create_args,
+    secrets_archive,
+)
 from bot.adapters.docker_messages import create_failure_message, start_failure_message
 from bot.adapters.docker_pull import ensure_image
-from bot.adapters.docker_ready import http_status, login_url
+from bot.adapters.docker_ready import http_status, login_url, tail_logs
 from bot.adapters.docker_state import (
-    LABEL_GPUS,
-    LABEL_HOST,
     LABEL_LEASE,
-    LABEL_MANAGED,
-    LABEL_USER,
     explain,
     has_died,
     is_this_hosts,
     managed_container,
     state_from_inspect,
 )
-from bot.adapters.docker_workspace import prepare_workspace, validate_gpu_uuids, validate_user_id
+from bot.adapters.docker_workspace import (
+    prepare_workspace,
+    validate_gpu_uuids,
+    validate_user_id,
+    workspace_usage,
+)
 from bot.crashpoints import crashpoint
 from bot.domain.errors import ContainerStartError
+from bot.domain.lease import container_name
 from bot.ports import (
     ContainerHandle,
     ContainerSpec,
@@ -54,30 +64,7 @@ from bot.ports import (
 
 log = logging.getLogger(__name__)
 
-JUPYTER_PORT = "8888/tcp"
-CONTAINER_USER = "1000:1000"
-WORKSPACE_MOUNT = "/workspace"
-LOG_LINES = 20
-
-
-def container_name(lease_id: int) -> str:
-    return f"gpubot-{lease_id}"
-
-
-@dataclass(frozen=True)
-class DockerRuntimeConfig:
-    image: str
-    workspace_root: Path
-    bind_address: str  # host address the Jupyter port is published on
-    mem_limit: str  # docker notation, e.g. "96g"
-    cpus: float
-    shm_size: str  # e.g. "8g"
-    pids_limit: int
-    gpu_request: bool  # False with GPUBOT_FAKE_GPUS: no device request
-    pull_missing: bool  # pull a missing image (with progress) instead of failing
-    ready_poll_interval: float = 0.25
-    stop_timeout: int = 10  # seconds between SIGTERM and SIGKILL
-    host: str = ""  # labels our containers; list_managed and events see only these
+__all__ = ["DockerRuntime", "DockerRuntimeConfig", "container_name"]
 
 
 class DockerRuntime:
@@ -86,6 +73,7 @@ class DockerRuntime:
     ) -> None:
         self._config = config
         self._client = client if client is not None else docker.from_env()
+        self._firewall_notes: set[str] = set()  # each cannot-manage reason logged once
 
     # ------------------------------------------------------------------ start
     def start(
@@ -109,8 +97,17 @@ class DockerRuntime:
                 self._client, self._config.image, pull=self._config.pull_missing, report=report
             )
             workspace = prepare_workspace(self._config.workspace_root, spec.user_id)
+            self._guard_host()
+            network = docker_network.ensure_network(
+                self._client, lease_id=spec.lease_id, host=self._config.host,
+                subnets=self._config.lease_subnets)
             report("Creating the Jupyter container")
-            container = self._client.containers.create(**self._create_args(spec, workspace))
+            try:
+                container = self._client.containers.create(
+                    **create_args(self._config, spec, workspace, network))
+            except Exception:
+                self._remove_network_quietly(spec.lease_id)
+                raise
             crashpoint("docker.after_create")
         except DockerException as exc:
             detail = explain(exc)
@@ -124,10 +121,15 @@ class DockerRuntime:
                 detail=str(exc),
             ) from exc
         try:
+            container.put_archive("/", secrets_archive(spec.password_hash))
             report("Starting the Jupyter container")
             container.start()
+            self._prove_isolated(container)
         except Exception as exc:  # anything after create: leave nothing behind
             self._remove_quietly(container)
+            self._remove_network_quietly(spec.lease_id)
+            if isinstance(exc, ContainerStartError):
+                raise
             detail = explain(exc)
             message = start_failure_message(
                 detail,
@@ -146,42 +148,13 @@ class DockerRuntime:
         if not spec.password_hash:
             raise ContainerStartError("Refusing to start Jupyter without a password hash.")
 
-    def _create_args(self, spec: ContainerSpec, workspace: Path) -> dict[str, Any]:
-        cfg = self._config
-        environment = {"JUPYTER_PASSWORD_HASH": spec.password_hash}
-        device_requests = None
-        if cfg.gpu_request and spec.gpu_uuids:
-            device_requests = [
-                DeviceRequest(device_ids=list(spec.gpu_uuids), capabilities=[["gpu"]])
-            ]
-        else:
-            # Also on hosts whose default runtime is NVIDIA's: no GPU without a request.
-            environment["NVIDIA_VISIBLE_DEVICES"] = "void"
-        return {
-            "image": cfg.image,
-            "name": container_name(spec.lease_id),
-            "labels": {
-                LABEL_LEASE: str(spec.lease_id),
-                LABEL_USER: spec.user_id,
-                LABEL_GPUS: ",".join(spec.gpu_uuids),
-                LABEL_MANAGED: "1",
-                LABEL_HOST: cfg.host,
-            },
-            "environment": environment,
-            "user": CONTAINER_USER,
-            "ports": {JUPYTER_PORT: (cfg.bind_address, spec.port)},
-            "volumes": {str(workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}},
-            "mem_limit": cfg.mem_limit,
-            "memswap_limit": cfg.mem_limit,
-            "nano_cpus": round(cfg.cpus * 1e9),
-            "shm_size": cfg.shm_size,
-            "pids_limit": cfg.pids_limit,
-            "restart_policy": {"Name": "unless-stopped"},
-            "security_opt": ["no-new-privileges:true"],
-            "cap_drop": ["ALL"],
-            "init": True,
-            "device_requests": device_requests,
-        }
+    def _guard_host(self) -> None:
+        if self._config.block_host_access:
+            docker_firewall.try_ensure(self._firewall_notes)
+
+    def _prove_isolated(self, container: Container) -> None:
+        if self._config.block_host_access:
+            docker_firewall.require_isolated(container, user=CONTAINER_USER)
 
     # ------------------------------------------------------------- wait_ready
     def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> None:
@@ -203,7 +176,7 @@ class DockerRuntime:
                 oom = ", out of memory" if state.oom_killed else ""
                 raise ContainerStartError(
                     f"Jupyter stopped before it was ready (exit code {state.exit_code}{oom}).",
-                    detail=_logs(container),
+                    detail=tail_logs(container),
                 )
             remaining = deadline - time.monotonic()
             status = http_status(url, timeout=max(0.1, min(2.0, remaining)))
@@ -213,22 +186,23 @@ class DockerRuntime:
             if time.monotonic() >= deadline:
                 raise ContainerStartError(
                     f"Jupyter did not answer within {timeout.total_seconds():.0f} s.",
-                    detail=f"GET {url}: {last}\n{_logs(container)}",
+                    detail=f"GET {url}: {last}\n{tail_logs(container)}",
                 )
             time.sleep(self._config.ready_poll_interval)
 
     # ---------------------------------------------------------- stop and poll
     def stop(self, lease_id: int) -> None:
         container = self._find(lease_id)
-        if container is None:
-            return
-        try:
-            container.stop(timeout=self._config.stop_timeout)
-        except NotFound:
-            return
-        except DockerException as exc:  # e.g. already stopping; removal below decides
-            log.warning("stopping %s: %s", container.name, explain(exc))
-        self._remove_quietly(container, raise_errors=True)
+        if container is not None:
+            try:
+                container.stop(timeout=self._config.stop_timeout)
+            except NotFound:
+                container = None
+            except DockerException as exc:  # e.g. already stopping; removal below decides
+                log.warning("stopping %s: %s", container.name, explain(exc))
+        if container is not None:
+            self._remove_quietly(container, raise_errors=True)
+        self._remove_network_quietly(lease_id)
 
     def poll(self, lease_id: int) -> ContainerState:
         container = self._find(lease_id)
@@ -241,8 +215,17 @@ class DockerRuntime:
             all=True, filters={"label": [LABEL_LEASE]}, ignore_removed=True
         )
         ours = [c for c in containers if is_this_hosts(c.labels, self._config.host)]
-        found = [managed_container(c.id, c.name, c.attrs) for c in ours]
-        return [m for m in found if m is not None]
+        found = [m for m in (managed_container(c.id, c.name, c.attrs) for c in ours) if m]
+        try:  # every reconcile lists: networks a crash left without a container go here
+            docker_network.prune(self._client, self._config.host,
+                                 {m.lease_id for m in found})
+        except DockerException as exc:
+            log.warning("could not prune lease networks: %s", explain(exc))
+        return found
+
+    def workspace_usage(self, user_id: str) -> int | None:
+        """Bytes on disk in the user's workspace (like ``du``), None when it has none."""
+        return workspace_usage(self._config.workspace_root, user_id)
 
     def watch_events(self, *, on_event: EventCallback, stop: threading.Event) -> None:
         """Until ``stop`` is set: for every ``die`` of one of our containers, call
@@ -288,6 +271,12 @@ class DockerRuntime:
         log.warning("ignoring container %s: it lacks the label %s=%s", name, LABEL_LEASE, lease_id)
         return None
 
+    def _remove_network_quietly(self, lease_id: int) -> None:
+        try:
+            docker_network.remove_network(self._client, lease_id, self._config.host)
+        except DockerException as exc:  # list_managed's prune retries it
+            log.warning("could not remove the network of lease %s: %s", lease_id, explain(exc))
+
     def _remove_quietly(self, container: Container, *, raise_errors: bool = False) -> None:
         try:
             container.remove(force=True)
@@ -308,11 +297,3 @@ def _ignore(_text: str) -> None:
 def _close_when(stop: threading.Event, stream: Any) -> None:
     stop.wait()
     stream.close()
-
-
-def _logs(container: Container) -> str:
-    try:
-        raw: bytes = container.logs(stdout=True, stderr=True, tail=LOG_LINES)
-    except DockerException as exc:
-        return f"(logs unavailable: {explain(exc)})"
-    return raw.decode("utf-8", errors="replace").strip()

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from typing import Any
+
+from docker.errors import DockerException
+
+from bot.adapters.docker_state import explain
+
+LOG_LINES = 20
 
 # Jupyter is on this host: never ask a proxy from the environment.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -26,3 +33,12 @@ def http_status(url: str, *, timeout: float) -> int | str:
         return exc.code
     except OSError as exc:  # refused, reset, timed out
         return str(exc)
+
+
+def tail_logs(container: Any) -> str:
+    """The container's last lines of output, for a start failure's detail."""
+    try:
+        raw: bytes = container.logs(stdout=True, stderr=True, tail=LOG_LINES)
+    except DockerException as exc:
+        return f"(logs unavailable: {explain(exc)})"
+    return raw.decode("utf-8", errors="replace").strip()

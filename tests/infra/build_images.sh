@@ -5,7 +5,9 @@
 #   3. `docker build` image/ on top of it as gpubot-jupyter:test,
 #   4. the same on a conda-shaped variant of the base (tests/infra/fake-conda) as
 #      gpubot-jupyter:test-conda, to exercise image/install.sh's conda branch.
-# Steps whose image already exists are skipped unless --rebuild is given.
+# The debootstrap base is made only when missing (or with --rebuild); the docker builds
+# always run, from the layer cache when nothing changed (seconds), so an edit of image/
+# reaches the test images without --rebuild.
 # Behind a TLS-intercepting proxy: the host's locally added CAs
 # (/usr/local/share/ca-certificates, or the file named by EXTRA_CA_FILE) go into the
 # build as EXTRA_CA_CERT, and an http(s) pip index configured on the host as PIP_INDEX_URL.
@@ -117,20 +119,16 @@ if [[ -n $index ]]; then
     log "using pip index $index"
 fi
 
-if [[ $REBUILD -eq 1 ]] || ! image_exists "$TEST_IMAGE"; then
-    log "docker build $REPO/image on $BASE_IMAGE -> $TEST_IMAGE"
-    t0=$(now)
-    docker build "${build_args[@]}" --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$TEST_IMAGE" "$REPO/image"
-    t_build=$(elapsed "$t0" "$(now)")
-fi
+log "docker build $REPO/image on $BASE_IMAGE -> $TEST_IMAGE"
+t0=$(now)
+docker build -q "${build_args[@]}" --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$TEST_IMAGE" "$REPO/image"
+t_build=$(elapsed "$t0" "$(now)")
 
-if [[ $REBUILD -eq 1 ]] || ! image_exists "$CONDA_IMAGE"; then
-    log "docker build $REPO/image on a conda-shaped base -> $CONDA_IMAGE"
-    t0=$(now)
-    docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$CONDA_BASE_IMAGE" "$HERE/fake-conda"
-    docker build "${build_args[@]}" --build-arg "BASE_IMAGE=$CONDA_BASE_IMAGE" -t "$CONDA_IMAGE" "$REPO/image"
-    t_conda=$(elapsed "$t0" "$(now)")
-fi
+log "docker build $REPO/image on a conda-shaped base -> $CONDA_IMAGE"
+t0=$(now)
+docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$CONDA_BASE_IMAGE" "$HERE/fake-conda"
+docker build -q "${build_args[@]}" --build-arg "BASE_IMAGE=$CONDA_BASE_IMAGE" -t "$CONDA_IMAGE" "$REPO/image"
+t_conda=$(elapsed "$t0" "$(now)")
 
 for tag in "${TAGS[@]}"; do drop_replaced "${OLD_IDS[$tag]}" "$tag"; done
 

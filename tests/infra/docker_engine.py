@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from docker.errors import DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from bot.adapters.docker import DockerRuntimeConfig
 from tests.support.engines import need
@@ -96,6 +96,15 @@ def remove_session_containers(client: docker.DockerClient, ids: LeaseIds) -> Non
                 container.remove(force=True)
             except NotFound:
                 pass
+    # Each lease has its own network (bot/adapters/docker_network.py), also one whose
+    # container a test removed by hand.
+    for network in client.networks.list(filters={"label": "gpubot.lease"}):
+        try:
+            lease = int((network.attrs.get("Labels") or {}).get("gpubot.lease", ""))
+        except ValueError:
+            continue
+        if lease in ids:
+            _remove_network(network)
 
 
 def remove_containers(client: docker.DockerClient, lease_ids: list[int]) -> None:
@@ -104,6 +113,15 @@ def remove_containers(client: docker.DockerClient, lease_ids: list[int]) -> None
             client.containers.get(f"gpubot-{lease_id}").remove(force=True)
         except NotFound:
             pass
+        for network in client.networks.list(names=[f"gpubot-{lease_id}"]):
+            _remove_network(network)
+
+
+def _remove_network(network: Any) -> None:
+    try:
+        network.remove()
+    except (NotFound, APIError):  # still attached somewhere: the session's end retries
+        pass
 
 
 def runtime_config(workspace_root: Path, **changes: Any) -> DockerRuntimeConfig:

@@ -43,7 +43,9 @@ def test_limits_user_and_privileges(started: tuple[Lease, Any]) -> None:
     assert host["CapDrop"] == ["ALL"]
     assert not host.get("CapAdd")
     assert host["Privileged"] is False
-    assert host["RestartPolicy"]["Name"] == "unless-stopped"
+    # A dead container fails its lease: the engine must not bring it back (issue 11.17).
+    assert host["RestartPolicy"]["Name"] == "no"
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
     assert host["Init"] is True
     assert container.attrs["Config"]["User"] == "1000:1000"
 
@@ -75,7 +77,7 @@ def test_the_kernel_enforces_the_memory_and_pids_limits(started: tuple[Lease, An
     assert (code, int(out.decode())) == (0, 96 * 1024**2)
 
 
-def test_labels_name_and_password_environment(started: tuple[Lease, Any]) -> None:
+def test_labels_name_and_no_password_in_the_environment(started: tuple[Lease, Any]) -> None:
     lease, container = started
     assert container.name == f"gpubot-{lease.spec.lease_id}"
     labels = container.labels
@@ -84,8 +86,8 @@ def test_labels_name_and_password_environment(started: tuple[Lease, Any]) -> Non
     assert labels["gpubot.gpus"] == eng.TEST_GPU_UUID
     assert labels["gpubot.managed"] == "1"
     env = container.attrs["Config"]["Env"]
-    assert f"JUPYTER_PASSWORD_HASH={lease.spec.password_hash}" in env
-    assert not any(lease.password in item for item in env)  # only the hash travels
+    assert "JUPYTER_PASSWORD_HASH_FILE=/run/secrets/jupyter_password_hash" in env
+    assert not any(lease.password in item or "argon2" in item for item in env)
 
 
 def test_the_gpu_is_requested_by_uuid_and_reaches_the_nvidia_hook(
@@ -128,8 +130,9 @@ def test_the_port_is_published_only_on_the_configured_address(
     assert container.attrs["NetworkSettings"]["Ports"]["8888/tcp"] == [
         {"HostIp": "127.0.0.1", "HostPort": port}
     ]
-    # Another address of this host (the bridge gateway) does not answer on that port.
-    gateway = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    # Another address of this host (the lease network's gateway) does not answer on it.
+    [network] = container.attrs["NetworkSettings"]["Networks"].values()
+    gateway = network["Gateway"]
     with pytest.raises(OSError):
         socket.create_connection((gateway, lease.spec.port), timeout=3).close()
     socket.create_connection(("127.0.0.1", lease.spec.port), timeout=3).close()

@@ -1,0 +1,10 @@
+"""Jupyter's password hash, read from the file start-jupyter checked: never on argv or in
+the environment, where `ps` and `docker inspect` would show it."""
+
+import os
+from pathlib import Path
+
+c = get_config()  # type: ignore[name-defined]  # noqa: F821 - provided by traitlets
+c.PasswordIdentityProvider.hashed_password = (
+    Path(os.environ["JUPYTER_PASSWORD_HASH_FILE"]).read_text().strip()
+)
