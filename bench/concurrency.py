@@ -75,7 +75,7 @@ def fire(url: str, users: list[str], gpus: int, *, warm: bool, counter: Any = No
     from bot.domain.errors import LeaseLimitReached, NoGpuFree
     from bot.serve import freeze_startup_objects
     from tests.fakes.gpus import FakeInventory
-    from tests.fakes.services import build
+    from tests.fakes.services import build_harness
 
     inventory = FakeInventory(gpus)
     plenty = FakeInventory(len(users))
@@ -96,13 +96,13 @@ def fire(url: str, users: list[str], gpus: int, *, warm: bool, counter: Any = No
             if warm:
                 try:
                     with one_at_a_time:  # untimed; one by one, so no race slows it
-                        build(db, inventory=plenty, runtime=object(), port_range=PORTS).claims.claim(
+                        build_harness(db, inventory=plenty, runtime=object(), port_range=PORTS).claims.claim(
                             user_id="W" + user, duration=timedelta(hours=24))
                 except Exception as exc:  # noqa: BLE001 - shown by the caller
                     with lock:
                         warm_errors.append(f"{type(exc).__name__}: {exc}")
             warmed.wait()
-            kit = build(db, inventory=inventory, runtime=object(), port_range=PORTS)
+            kit = build_harness(db, inventory=inventory, runtime=object(), port_range=PORTS)
             ready.wait()
             go.wait()
             try:

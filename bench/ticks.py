@@ -1,7 +1,7 @@
 """Figure 4: scheduler ticks (expire, remind, reconcile) with 10,000 leases in the
 database, 1% due, on SQLite and PostgreSQL: time per tick and SQL statements per tick.
 
-``LifecycleService`` runs over the real database with the fakes of tests/fakes
+The lifecycle jobs and the reconciler run over the real database with the fakes of tests/fakes
 (``FakeContainerRuntime`` listing one container per lease, ``RecordingNotifier``,
 ``FakeClock``). Before every repetition the due rows are put back (bulk statements,
 not timed), so each repetition has exactly the same work."""
@@ -149,17 +149,16 @@ def measure_backend(url: str, *, due: int, reps: int, span: int) -> dict[str, li
     from bot.db import migrate
     from bot.db.engine import Database
     from bot.serve import freeze_startup_objects
-    from bot.services.lifecycle import LifecycleService
-    from tests.fakes.services import build
+    from tests.fakes.services import build_harness
 
     migrate.upgrade(url)
     db = Database(url)
     try:
         runtime = _runtime_class()()
-        kit = build(db, runtime=runtime)
+        kit = build_harness(db, runtime=runtime)
         now = kit.clock.now()
         populate(db, now)
-        lc = LifecycleService(kit.deps, kit.claims)
+        lc = kit.lifecycle
         freeze_startup_objects()  # as `gpubot serve` does once it is built
         counter = Statements(db.engine)
         figures: dict[str, list[tuple]] = {job: [] for job in JOBS}
@@ -173,9 +172,9 @@ def measure_backend(url: str, *, due: int, reps: int, span: int) -> dict[str, li
             figures["remind"].append(counter.measure(lc.remind))
             figures["remind idle"].append(counter.measure(lc.remind))
             runtime.show(alive, dead)  # the expired ones' containers are gone
-            figures["reconcile"].append(counter.measure(lc.reconcile))
+            figures["reconcile"].append(counter.measure(kit.reconciler.run))
             runtime.show(alive)
-            figures["reconcile idle"].append(counter.measure(lc.reconcile))
+            figures["reconcile idle"].append(counter.measure(kit.reconciler.run))
             done = {job: _count(figures[job][-1][0]) for job in JOBS}
             want = {"expire": due, "remind": due, "reconcile": due}
             if any(done[j] != want.get(j, 0) for j in JOBS):
@@ -212,7 +211,7 @@ def run(*, reps: int, small_reps: int, log: Any = print) -> Section:
         f"{TOTAL:,} active leases bulk-inserted (users, leases, GPU and port allocation "
         f"rows), then statistics gathered (`ANALYZE`). Per repetition ({reps}× at 1% due, "
         f"{small_reps}× at 0.1% due): the due rows are reset (not timed), then "
-        "`LifecycleService.expire()` (1% past their end), `expire()` again with nothing "
+        "`LifecycleJobs.expire()` (1% past their end), `expire()` again with nothing "
         "due, `remind()` (1% with 5 minutes left), `remind()` idle, `reconcile()` with the "
         "engine listing 10,000 minus the expired containers of which 1% exited (OOM), and "
         "`reconcile()` idle. Time is the wall time of the call in this process; *SQL* is "

@@ -51,7 +51,8 @@ def freeze_startup_objects() -> None:
 
 def run(settings: Settings) -> None:
     return_freed_memory()  # before any thread starts
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level,
+                   secrets=[settings.slack_signing_secret, *settings.secret_key])
     _check_slack(settings)
     slack = build_slack(settings)
     gpubot, app = slack.gpubot, slack.app

@@ -22,7 +22,8 @@ def register(app: Any, ctx: HandlerContext) -> None:
 
 def handle(ctx: HandlerContext, command: dict[str, Any], respond: Any) -> None:
     user, bot = command["user_id"], ctx.bot
-    cmd = parse(command.get("text"), default_duration=bot.default_lease)
+    cmd = parse(command.get("text"), default_duration=bot.default_lease,
+                max_lease=bot.max_lease)
     now = bot.now()
 
     def say(message: tuple[str, list[dict[str, Any]]]) -> None:

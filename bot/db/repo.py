@@ -70,8 +70,8 @@ class LeaseRepo:
     def serialize_grants(self, host: str) -> None:
         """Make grants on ``host`` take turns until this transaction ends. Without it,
         simultaneous claims all pick the same free GPU and all but one retry after the
-        unique key refuses them (a convoy: 40 statements a claim instead of 10 with
-        200 claims at once). The keys still guarantee correctness; this is for speed.
+        unique key refuses them (a convoy; docs/benchmarks.md, figure 3). The keys still
+        guarantee correctness; this is for speed.
         SQLite needs nothing: BEGIN IMMEDIATE already runs writers one at a time."""
         if self.s.get_bind().dialect.name == "postgresql":
             self.s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),

@@ -16,6 +16,7 @@ from datetime import timedelta
 from bot.crashpoints import crashpoint
 from bot.db.engine import Session
 from bot.db.repo import LeaseRepo
+from bot.domain import allocation
 from bot.domain.errors import ContainerStartError
 from bot.domain.gpus import describe_gpus
 from bot.domain.lease import SYSTEM_ACTOR, Lease, LeaseStatus
@@ -42,7 +43,8 @@ class ClaimService:
         DomainError (limit, bounds, no GPU free) and then nothing is written."""
         res, now = self.res, self.res.clock.now()
         needs_approval = res.policy.needs_approval(duration=duration, gpu_count=gpu_count)
-        gpus = [] if needs_approval else res.inventory.list_gpus()
+        gpus = [] if needs_approval and not model else res.inventory.list_gpus()
+        allocation.require_known_model(gpus, model)  # a typo is refused, never waited for
 
         def work(session: Session) -> Lease:
             repo = LeaseRepo(session)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from bot.db.engine import Session
 from bot.db.repo import LeaseRepo
 from bot.domain.containers import ContainerState
 from bot.domain.lease import SYSTEM_ACTOR, Lease, LeaseStatus
@@ -27,11 +28,12 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
         return still_owed
 
     def stop(effect: Effect) -> None:
-        """Stop the container (the workspace stays), then let its port go: a port is
-        held until its container is confirmed gone, so no new lease trips over it."""
-        lease_id = effect.lease.id or 0
-        res.runtime.stop(lease_id)
-        res.db.run(lambda session: LeaseRepo(session).free_ports([lease_id]))
+        res.runtime.stop(effect.lease.id or 0)  # the workspace stays
+
+    def stopped(session: Session, lease_ids: list[int]) -> None:
+        """A port is held until its container is confirmed gone, so that no new lease
+        is given a port the old container still publishes."""
+        LeaseRepo(session).free_ports(lease_ids)
 
     def access(effect: Effect) -> None:
         lease = effect.lease
@@ -73,7 +75,7 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
 
     ended = ended_as(LeaseStatus.RELEASED, LeaseStatus.EXPIRED, LeaseStatus.FAILED)
     for kind, effect_type in {
-        EffectKind.STOP: EffectType(stop, ended),
+        EffectKind.STOP: EffectType(stop, ended, on_done=stopped),
         EffectKind.ACCESS: EffectType(access, running),
         EffectKind.CLAIM_FAILED: EffectType(claim_failed, ended_as(LeaseStatus.FAILED)),
         EffectKind.EXPIRE: EffectType(expired, ended_as(LeaseStatus.EXPIRED)),

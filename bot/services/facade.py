@@ -26,6 +26,10 @@ class UseCases:
         return self.resources.policy.default_lease
 
     @property
+    def max_lease(self) -> timedelta:
+        return self.resources.policy.max_lease
+
+    @property
     def extend_by(self) -> timedelta:
         return self.resources.config.extend_by
 

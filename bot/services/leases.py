@@ -74,13 +74,14 @@ class LeaseCommands:
             if lease.status is not LeaseStatus.ACTIVE or lease.expires_at is None:
                 raise DomainError(f"Lease {lease.id} is {lease.status.value}; only a running "
                                   f"lease can be extended.")
-            new_total = lease.expires_at + duration - (lease.started_at or lease.created_at)
-            res.policy.check_extension(new_total=new_total)
-            if new_total > res.policy.approval_above and not is_admin:
+            started = lease.started_at or lease.created_at
+            new_end = res.policy.extended_expiry(started_at=started, expires_at=lease.expires_at,
+                                                 duration=duration)
+            if new_end - started > res.policy.approval_above and not is_admin:
                 raise NotAllowed(
                     f"Leases longer than {format_duration(res.policy.approval_above)} need an "
                     f"admin; ask one to extend lease {lease.id}.")
-            lease.expires_at = lease.expires_at + duration
+            lease.expires_at = new_end
             sent = reminders.parse_sent(lease.reminders_sent)
             lease.reminders_sent = reminders.format_sent(
                 reminders.rearm(sent, remaining=lease.expires_at - now))

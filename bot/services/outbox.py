@@ -71,6 +71,9 @@ class Effect:
 class EffectType:
     perform: Callable[[Effect], None]
     still_owed: Callable[[Lease, datetime], bool]  # on a redo, for the lease as it is now
+    # state that may change only once the effect is confirmed, written in the
+    # acknowledging transaction, in bulk: (session, lease ids)
+    on_done: Callable[[Session, list[int]], None] | None = None
 
 
 class Outbox:
@@ -127,8 +130,19 @@ class Outbox:
         if not effects:
             return
         rows = [IntentRow(e.lease.id or 0, e.kind.value) for e in effects]
+        by_kind: dict[EffectKind, list[int]] = {}
+        for effect in effects:
+            by_kind.setdefault(effect.kind, []).append(effect.lease.id or 0)
+
+        def work(session: Session) -> None:
+            OutboxStore(session).acknowledge(rows, now=self.clock.now())
+            for kind, lease_ids in by_kind.items():
+                on_done = self._types[kind].on_done
+                if on_done is not None:
+                    on_done(session, lease_ids)
+
         try:
-            self.db.run(lambda s: OutboxStore(s).acknowledge(rows, now=self.clock.now()))
+            self.db.run(work)
         except Exception:  # the effects will be repeated once: at least once, never lost
             log.exception("could not acknowledge %d effect(s)", len(rows))
 

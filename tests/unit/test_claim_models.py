@@ -14,7 +14,6 @@ from tests.fakes.services import Harness, build_harness
 H = timedelta(hours=1)
 
 
-@pytest.mark.xfail(strict=True, reason="wired by lead")
 @pytest.mark.parametrize("duration", [24 * H, 96 * H], ids=["granted", "needs-approval"])
 def test_an_unknown_model_is_refused_naming_the_models_on_offer(db, duration) -> None:
     kit: Harness = build_harness(db)  # four "NVIDIA H100 80GB HBM3"

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from bot.db.repo import LeaseRepo
+from bot.domain.allocation import UnknownModel
 from bot.domain.errors import (AlreadyDecided, DomainError, LeaseLimitReached, LeaseNotFound,
                                NoGpuFree, NotAllowed)
 from bot.domain.lease import LeaseStatus as S
@@ -138,7 +139,7 @@ def test_memory_hogs_and_unknown_process_lists_count_as_busy(kit: Harness) -> No
 
 
 def test_model_filter(kit: Harness) -> None:
-    with pytest.raises(NoGpuFree, match="no a100 GPU"):
+    with pytest.raises(UnknownModel, match="a100"):  # refused, never queued (issue 11.1)
         kit.claims.claim(user_id="U1", duration=H, model="a100")
     assert claim_and_start(kit, model="h100").status is S.ACTIVE
 
