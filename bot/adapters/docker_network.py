@@ -9,8 +9,8 @@ services, and masquerading keeps egress (pip installs).
 The network is named like the container (``gpubot-<lease id>``), labelled like it
 (``gpubot.lease``, ``gpubot.host``, ``gpubot.managed``), and its bridge interface is
 ``gpb<lease id>`` (the firewall matches ``gpb+``). Each takes a /28 of
-``lease_subnets``: Docker's default pools hold only ~30 networks, fewer than a MIG host
-has leases. A network is removed with its container; one left by a crash, without a
+``lease_subnets`` that no network of the engine and no route of the host uses: Docker's
+default pools hold only ~30 networks, fewer than a MIG host has leases. A network is removed with its container; one left by a crash, without a
 container, goes in ``prune``, which ``list_managed`` (every reconcile) runs.
 """
 
@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
+import struct
 import threading
 from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -123,13 +126,31 @@ def _free_subnet(client: docker.DockerClient, pool: Any) -> Any:
             for attrs in client.api.networks()
             for config in (attrs.get("IPAM") or {}).get("Config") or []
             if config.get("Subnet")]
-    used = [net for net in used if net.version == pool.version]
+    used = [net for net in used + _host_routes() if net.version == pool.version]
     for subnet in pool.subnets(new_prefix=SUBNET_PREFIX):
         if not any(subnet.overlaps(net) for net in used):
             return subnet
     raise ContainerStartError(
         f"No free /{SUBNET_PREFIX} subnet left in {pool} (GPUBOT_LEASE_SUBNETS) for the "
         "lease's network; widen the range or move it off the networks in use.")
+
+
+def _host_routes() -> list[Any]:
+    """The IPv4 networks this host routes to already (other engines' bridges, the LAN),
+    which Docker does not check for a subnet it is given: a lease there is unreachable."""
+    try:
+        lines = Path("/proc/net/route").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    routes = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8 or fields[1] == "00000000":
+            continue  # the default route
+        destination, mask = (socket.inet_ntoa(struct.pack("<I", int(f, 16)))
+                             for f in (fields[1], fields[7]))
+        routes.append(ipaddress.ip_network(f"{destination}/{mask}", strict=False))
+    return routes
 
 
 def _created(attrs: dict[str, Any]) -> datetime:

@@ -132,6 +132,11 @@ t_conda=$(elapsed "$t0" "$(now)")
 
 for tag in "${TAGS[@]}"; do drop_replaced "${OLD_IDS[$tag]}" "$tag"; done
 
+# The spare engine (tests/infra/spare_engine.sh) has its own image store.
+if [[ -S /run/gpubot-spare/docker.sock ]]; then
+    "$HERE/spare_engine.sh" load "$TEST_IMAGE" || log "WARNING: could not copy $TEST_IMAGE to the spare engine"
+fi
+
 printf 'timings (s): debootstrap=%s import=%s build=%s conda-variant=%s\n' \
     "$t_debootstrap" "$t_import" "$t_build" "$t_conda"
 docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' \

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,9 @@ TEST_HOST = "gpubot-tests"  # the gpubot.host label of the test suite's own cont
 TEST_IMAGE = os.environ.get("GPUBOT_TEST_IMAGE", "gpubot-jupyter:test")
 TEST_CONDA_IMAGE = os.environ.get("GPUBOT_TEST_CONDA_IMAGE", "gpubot-jupyter:test-conda")
 NOHOOK_HOST = os.environ.get("GPUBOT_NOHOOK_DOCKER_HOST", "unix:///run/gpubot-nohook/docker.sock")
+# tests/infra/spare_engine.sh: live-restore, btrfs (bounded writable layers); tests restart it.
+SPARE_HOST = os.environ.get("GPUBOT_SPARE_DOCKER_HOST", "unix:///run/gpubot-spare/docker.sock")
+SPARE_SCRIPT = Path(__file__).with_name("spare_engine.sh")
 FAKE_HOOK_LOG = Path(os.environ.get("GPUBOT_FAKE_HOOK_LOG", "/tmp/gpubot-fake-nvidia-hook.log"))
 REGISTRY = os.environ.get("GPUBOT_TEST_REGISTRY", "127.0.0.1:5000")
 # A real GPU host sets this to one of its GPUs; the fake hook accepts any UUID.
@@ -150,3 +154,26 @@ def session_engine(ids: LeaseIds) -> Iterator[docker.DockerClient]:
     yield client
     remove_session_containers(client, ids)
     client.close()
+
+
+def spare_engine(*args: str) -> None:
+    """Run tests/infra/spare_engine.sh (start, restart [--no-live-restore], load ...)."""
+    require(os.geteuid() == 0, "the spare engine's tests restart a dockerd: they need root")
+    done = subprocess.run(["bash", str(SPARE_SCRIPT), *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+    require(done.returncode == 0, f"spare_engine.sh {' '.join(args)} failed: "
+            f"{(done.stderr or done.stdout).strip()[-400:]}")
+
+
+@contextmanager
+def spare_session(ids: LeaseIds) -> Iterator[docker.DockerClient]:
+    """The spare engine, running with live-restore and holding the test image; this
+    session's containers and networks there are removed at the end."""
+    spare_engine("start")
+    spare_engine("load", TEST_IMAGE)
+    client = engine(SPARE_HOST)
+    try:
+        yield client
+    finally:
+        remove_session_containers(client, ids)
+        client.close()

@@ -16,7 +16,9 @@
 #      --bridge=none: a dockerd started that way deletes the docker0 bridge of the main
 #      engine, and every container start there then fails ("could not find bridge docker0");
 #   3. a local image registry on 127.0.0.1:5000 (Docker trusts loopback registries over
-#      plain HTTP), used to show that a missing image is pulled with progress.
+#      plain HTTP), used to show that a missing image is pulled with progress;
+#   4. a spare dockerd (tests/infra/spare_engine.sh): live-restore, btrfs storage (bounded
+#      writable layers), restarted by the tests; build_images.sh copies the test image in.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,7 +39,7 @@ NOHOOK_BRIDGE_CIDR=172.31.254.1/24
 REGISTRY_ADDR="${GPUBOT_TEST_REGISTRY:-127.0.0.1:5000}"
 REGISTRY_DATA=/var/lib/gpubot-test-registry
 REGISTRY_PID=/run/gpubot-test-registry.pid
-PACKAGES=(docker.io debootstrap docker-registry busybox-static)
+PACKAGES=(docker.io debootstrap docker-registry busybox-static btrfs-progs iptables)
 
 log() { printf '[setup_docker] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -57,6 +59,7 @@ stop_pidfile() {
 }
 
 if [[ ${1:-} == --stop ]]; then
+    "$HERE/spare_engine.sh" stop
     stop_pidfile "$REGISTRY_PID"
     stop_pidfile "$NOHOOK_PID"
     stop_pidfile "$MAIN_PID"
@@ -188,6 +191,7 @@ mkdir -p "$LOG_DIR"
 start_main_engine
 start_nohook_engine
 start_registry
+"$HERE/spare_engine.sh" start || log "WARNING: the spare engine did not start; its tests will say why"
 ip link show docker0 >/dev/null 2>&1 \
     || die "the main engine's docker0 bridge is missing: containers could not start"
 
@@ -195,11 +199,13 @@ cat <<EOF
 Docker engines for the gpubot tests are up:
   with fake NVIDIA hook : unix://$MAIN_SOCK       (hook log: $HOOK_LOG)
   without NVIDIA hook   : unix://$NOHOOK_SOCK
+  spare (live-restore)  : unix:///run/gpubot-spare/docker.sock
   local registry        : $REGISTRY_ADDR
   logs                  : $LOG_DIR/
 The tests use these by default; to point them elsewhere:
   export DOCKER_HOST=unix://$MAIN_SOCK
   export GPUBOT_NOHOOK_DOCKER_HOST=unix://$NOHOOK_SOCK
+  export GPUBOT_SPARE_DOCKER_HOST=unix:///run/gpubot-spare/docker.sock
   export GPUBOT_FAKE_HOOK_LOG=$HOOK_LOG
   export GPUBOT_TEST_REGISTRY=$REGISTRY_ADDR
 EOF
