@@ -32,7 +32,11 @@ from bot.adapters.docker_create import (
     create_args,
     secrets_archive,
 )
-from bot.adapters.docker_messages import create_failure_message, start_failure_message
+from bot.adapters.docker_messages import (
+    create_failure_message,
+    port_taken,
+    start_failure_message,
+)
 from bot.adapters.docker_pull import ensure_image
 from bot.adapters.docker_ready import http_status, login_url, tail_logs
 from bot.adapters.docker_state import (
@@ -50,7 +54,7 @@ from bot.adapters.docker_workspace import (
     workspace_usage,
 )
 from bot.crashpoints import crashpoint
-from bot.domain.errors import ContainerStartError
+from bot.domain.errors import ContainerStartError, PortInUse
 from bot.domain.lease import container_name
 from bot.ports import (
     ContainerHandle,
@@ -137,7 +141,8 @@ class DockerRuntime:
                 port=spec.port,
                 bind_address=self._config.bind_address,
             )
-            raise ContainerStartError(message, detail=detail) from exc
+            error = PortInUse if port_taken(detail) else ContainerStartError
+            raise error(message, detail=detail) from exc
         return ContainerHandle(lease_id=spec.lease_id, container_id=container.id, name=name)
 
     def _validate(self, spec: ContainerSpec) -> None:

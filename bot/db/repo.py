@@ -11,7 +11,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db.tables import audit, gpu_allocations, gpu_usage, port_allocations, users
+from bot.db.tables import (
+    audit,
+    gpu_allocations,
+    gpu_usage,
+    leases,
+    port_allocations,
+    port_usage,
+    users,
+)
 from bot.domain.errors import LeaseNotFound
 from bot.domain.lease import LIVE, OPEN, Lease, LeaseStatus
 
@@ -27,8 +35,12 @@ class LeaseRepo:
         return lease
 
     def get(self, lease_id: int, *, lock: bool = False) -> Lease:
+        """``lock``: wait for the row lock and read the row as it is then, also when this
+        session read it before (the identity map would keep the old values)."""
         query = select(Lease).where(Lease.id == lease_id)  # type: ignore[arg-type]
-        lease = self.s.scalars(query.with_for_update() if lock else query).one_or_none()
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        lease = self.s.scalars(query).one_or_none()
         if lease is None:
             raise LeaseNotFound(f"There is no lease {lease_id}.")
         return lease
@@ -41,6 +53,12 @@ class LeaseRepo:
 
     def with_status(self, *statuses: LeaseStatus) -> list[Lease]:
         return self._where(Lease.status.in_(statuses))  # type: ignore[attr-defined]
+
+    def heartbeat(self, lease_id: int, *, now: datetime) -> None:
+        """A start in progress is alive: the reconciler leaves it alone."""
+        self.s.execute(update(leases).where(leases.c.id == lease_id,
+                                            leases.c.status == LeaseStatus.STARTING)
+                       .values(heartbeat_at=now))
 
     def recent(self, *, limit: int = 10) -> list[Lease]:
         """Newest first."""
@@ -109,7 +127,16 @@ class LeaseRepo:
                     host=host, port=port, lease_id=lease.id, allocated_at=now))
         except IntegrityError:
             return False
+        updated = self.s.execute(update(port_usage).where(
+            port_usage.c.host == host, port_usage.c.port == port).values(last_used_at=now))
+        if updated.rowcount == 0:  # type: ignore[attr-defined]
+            self.s.execute(insert(port_usage).values(host=host, port=port, last_used_at=now))
         return True
+
+    def ports_last_used(self, host: str) -> dict[int, datetime]:
+        query = select(port_usage.c.port, port_usage.c.last_used_at).where(
+            port_usage.c.host == host)
+        return {port: at for port, at in self.s.execute(query)}
 
     def free_gpus(self, lease_ids: Collection[int]) -> None:
         """Free the GPUs of these leases (one statement, however many)."""

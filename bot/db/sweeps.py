@@ -30,6 +30,11 @@ class StartingRow:
     created_at: datetime
     container_id: str | None
     granted_at: datetime | None
+    heartbeat_at: datetime | None
+
+    @property
+    def last_sign_of_life(self) -> datetime:
+        return self.heartbeat_at or self.granted_at or self.created_at
 
 
 class SweepRepo:
@@ -39,7 +44,8 @@ class SweepRepo:
     # --------------------------------------------------------- due leases, locked
     def _claim(self, due: ColumnElement[bool], limit: int) -> list[Lease]:
         query = (select(Lease).where(due).order_by(leases.c.expires_at, leases.c.id)
-                 .limit(limit).with_for_update(skip_locked=True))
+                 .limit(limit).with_for_update(skip_locked=True)
+                 .execution_options(populate_existing=True))
         return list(self.s.scalars(query))
 
     def claim_expired(self, *, now: datetime, limit: int) -> list[Lease]:
@@ -64,12 +70,13 @@ class SweepRepo:
         transaction holds instead of skipping it."""
         query = (select(Lease).where(leases.c.id.in_(list(ids)),
                                      leases.c.status == LeaseStatus.ACTIVE)
-                 .order_by(leases.c.id).with_for_update(skip_locked=not wait))
+                 .order_by(leases.c.id).with_for_update(skip_locked=not wait)
+                 .execution_options(populate_existing=True))
         return list(self.s.scalars(query))
 
     def lock_any(self, ids: Collection[int]) -> dict[int, Lease]:
         query = (select(Lease).where(leases.c.id.in_(list(ids))).order_by(leases.c.id)
-                 .with_for_update(skip_locked=True))
+                 .with_for_update(skip_locked=True).execution_options(populate_existing=True))
         return {lease.id or 0: lease for lease in self.s.scalars(query)}
 
     # ------------------------------------------------------ reconcile, plain ids
@@ -84,8 +91,8 @@ class SweepRepo:
         granted = (select(func.min(gpu_allocations.c.allocated_at))
                    .where(gpu_allocations.c.lease_id == leases.c.id).scalar_subquery())
         rows = self.s.execute(select(leases.c.id, leases.c.created_at, leases.c.container_id,
-                                     granted).where(leases.c.status == LeaseStatus.STARTING,
-                                                    _here(host)))
+                                     granted, leases.c.heartbeat_at).where(
+            leases.c.status == LeaseStatus.STARTING, _here(host)))
         return [StartingRow(*row) for row in rows]
 
     def claim_recoveries(self, ids: Collection[int], *, now: datetime,

@@ -29,6 +29,7 @@ users = Table(
     "users", metadata,
     Column("id", String(32), primary_key=True),  # Slack user id
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("uid", Integer, unique=True),  # host uid/gid of this person's containers and files
 )
 
 leases = Table(
@@ -56,6 +57,14 @@ leases = Table(
     Column("decision_reason", Text),
     Column("failure_reason", Text),
     Column("channel_id", String(32)),
+    Column("queued_at", UtcDateTime()),  # when it joined the line (queued leases)
+    Column("heartbeat_at", UtcDateTime()),  # a start in progress is alive
+    Column("idle_since", UtcDateTime()),  # its GPUs idle and Jupyter quiet since
+    Column("idle_warned_at", UtcDateTime()),
+    Column("snoozed_until", UtcDateTime()),  # "I'm still using it"
+    Column("util_sum", Integer, nullable=False, default=0),  # GPU utilization samples
+    Column("util_samples", Integer, nullable=False, default=0),
+    Column("end_reason", String(40)),  # why it ended, for people and receipts
     Index("ix_leases_status_expires_at", "status", "expires_at"),
     Index("ix_leases_user_id_status", "user_id", "status"),
 )
@@ -82,6 +91,13 @@ gpu_usage = Table(  # for "least recently leased first"
     "gpu_usage", metadata,
     Column("gpu_uuid", String(96), primary_key=True),
     Column("last_leased_at", UtcDateTime(), nullable=False),
+)
+
+port_usage = Table(  # for "least recently used port first"
+    "port_usage", metadata,
+    Column("host", String(255), primary_key=True),
+    Column("port", Integer, primary_key=True),
+    Column("last_used_at", UtcDateTime(), nullable=False),
 )
 
 audit = Table(

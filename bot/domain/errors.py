@@ -69,6 +69,10 @@ class ImageMissing(ContainerStartError):
     pass
 
 
+class PortInUse(ContainerStartError):
+    """Something outside gpubot listens on the lease's port: another port may work."""
+
+
 class GpuBackendUnavailable(DomainError):
     """NVML cannot be loaded or the driver is not running."""
 

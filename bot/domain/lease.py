@@ -2,13 +2,16 @@
 
 ::
 
+    queued ─────grant──────┐
+      ▲  └─▶ released | expired (left the line, or waited too long)
+      │ approve, no GPU free
     pending_approval ──approve──▶ starting ──ready──▶ active ──▶ released | expired | failed
           │                          │
-          └─▶ denied | released      └─▶ failed | released
+          └─▶ denied | released      └─▶ failed | released | expired
 
 A GPU and a port are held only while a lease is *live* (``starting`` or ``active``):
-the GPU is chosen when the lease is granted (at claim time, or at approval time for
-claims that need an admin), so a request waiting for approval reserves nothing.
+the GPU is chosen when the lease is granted (at claim time, at approval time, or when
+its turn in the queue comes), so a request that waits reserves nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +31,23 @@ def container_name(lease_id: int) -> str:
     return f"gpubot-{lease_id}"
 
 
+class EndReason(str, Enum):
+    """Why a lease ended, finer than its status (receipts and messages say it)."""
+
+    RELEASED = "released"
+    EXPIRED = "expired"
+    START_FAILED = "start_failed"
+    CONTAINER_DIED = "container_died"
+    DENIED = "denied"
+    APPROVAL_TIMEOUT = "approval_timeout"
+    LEFT_QUEUE = "left_queue"
+    QUEUE_TIMEOUT = "queue_timeout"
+    IDLE = "idle"
+    HOST_LOST = "host_lost"
+
+
 class LeaseStatus(str, Enum):
+    QUEUED = "queued"
     PENDING_APPROVAL = "pending_approval"
     STARTING = "starting"
     ACTIVE = "active"
@@ -44,7 +63,7 @@ class LeaseStatus(str, Enum):
 
     @property
     def open(self) -> bool:
-        """Not finished: live or waiting for an admin."""
+        """Not finished: live, queued, or waiting for an admin."""
         return self in OPEN
 
     @property
@@ -54,9 +73,10 @@ class LeaseStatus(str, Enum):
 
 S = LeaseStatus
 LIVE = frozenset({S.STARTING, S.ACTIVE})
-OPEN = LIVE | {S.PENDING_APPROVAL}
+OPEN = LIVE | {S.PENDING_APPROVAL, S.QUEUED}
 TRANSITIONS: dict[LeaseStatus, frozenset[LeaseStatus]] = {
-    S.PENDING_APPROVAL: frozenset({S.STARTING, S.DENIED, S.RELEASED}),
+    S.QUEUED: frozenset({S.STARTING, S.RELEASED, S.EXPIRED}),
+    S.PENDING_APPROVAL: frozenset({S.STARTING, S.QUEUED, S.DENIED, S.RELEASED}),
     S.STARTING: frozenset({S.ACTIVE, S.FAILED, S.RELEASED, S.EXPIRED}),
     S.ACTIVE: frozenset({S.RELEASED, S.EXPIRED, S.FAILED}),
     S.RELEASED: frozenset(),
@@ -89,6 +109,14 @@ class Lease:
     decision_reason: str | None = None
     failure_reason: str | None = None
     channel_id: str | None = None  # where the claim was typed
+    queued_at: datetime | None = None  # when it joined the line
+    heartbeat_at: datetime | None = None  # the process starting it is alive
+    idle_since: datetime | None = None  # GPUs idle and Jupyter quiet since
+    idle_warned_at: datetime | None = None
+    snoozed_until: datetime | None = None  # "I'm still using it"
+    util_sum: int = 0  # sum of GPU utilization samples (percent)
+    util_samples: int = 0
+    end_reason: str | None = None  # EndReason value: why it ended
 
     def transition(self, to: LeaseStatus, *, at: datetime) -> None:
         if to not in TRANSITIONS[self.status]:
@@ -98,6 +126,10 @@ class Lease:
         self.status = to
         if to.terminal:
             self.ended_at = at
+
+    @property
+    def mean_utilization(self) -> float | None:
+        return self.util_sum / self.util_samples if self.util_samples else None
 
     def remaining(self, now: datetime) -> timedelta | None:
         return None if self.expires_at is None else self.expires_at - now

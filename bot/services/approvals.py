@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.db.engine import Session
 from bot.db.repo import LeaseRepo
 from bot.domain.errors import AlreadyDecided
-from bot.domain.lease import Lease, LeaseStatus
+from bot.domain.lease import EndReason, Lease, LeaseStatus
 from bot.services.ending import AuditAs, Ending, LeaseEnder
 from bot.services.grant import Granter
 from bot.services.outbox import Effect, EffectKind, Outbox
@@ -43,7 +43,7 @@ class ApprovalService:
         with res.db.transaction() as session:
             lease = _pending(LeaseRepo(session), lease_id)
             lease.decision_by = admin_id
-            self.ender.end(session, [Ending(lease, LeaseStatus.DENIED, EffectKind.DECIDED,
+            self.ender.end(session, [Ending(lease, LeaseStatus.DENIED, EndReason.DENIED, EffectKind.DECIDED,
                                             reason=(reason or "").strip()[:500] or None)],
                            now=now, audit=AuditAs(admin_id, "deny"))
         return lease

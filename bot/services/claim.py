@@ -10,16 +10,19 @@ ends the lease as failed with the reason (its container is stopped by that endin
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from bot.crashpoints import crashpoint
 from bot.db.engine import Session
 from bot.db.repo import LeaseRepo
 from bot.domain import allocation
-from bot.domain.errors import ContainerStartError
+from bot.domain.errors import ContainerStartError, PortInUse
 from bot.domain.gpus import describe_gpus
-from bot.domain.lease import SYSTEM_ACTOR, Lease, LeaseStatus
+from bot.domain.lease import SYSTEM_ACTOR, EndReason, Lease, LeaseStatus
 from bot.ports import ContainerSpec
 from bot.security import hash_jupyter_password
 from bot.services.ending import AuditAs, Ending, LeaseEnder
@@ -28,6 +31,7 @@ from bot.services.outbox import Effect, EffectKind, Outbox
 from bot.services.resources import Resources
 
 log = logging.getLogger(__name__)
+PORT_ATTEMPTS = 3  # ports tried when something outside gpubot listens on them
 
 
 class ClaimService:
@@ -81,12 +85,51 @@ class ClaimService:
             return lease
         password = res.vault.decrypt(lease.password_token or "")
         res.notifier.progress(lease, f"Starting your environment on {self._describe(lease)}…")
+        with self._heartbeat(lease_id):
+            return self._start(lease, password)
+
+    @contextmanager
+    def _heartbeat(self, lease_id: int) -> Iterator[None]:
+        """While this process starts the lease, say so every ``start_heartbeat``: the
+        reconciler never fails a start whose owner is alive (a long image pull)."""
+        stop, every = threading.Event(), self.res.config.start_heartbeat.total_seconds()
+
+        def beat() -> None:
+            while True:
+                try:
+                    self.res.db.run(lambda s: LeaseRepo(s).heartbeat(
+                        lease_id, now=self.res.clock.now()))
+                except Exception:  # a missed beat only makes the reconciler look sooner
+                    log.warning("lease %s: start heartbeat failed", lease_id, exc_info=True)
+                if stop.wait(every):
+                    return
+
+        thread = threading.Thread(target=beat, name=f"gpubot-start-{lease_id}", daemon=True)
+        thread.start()
         try:
-            handle = res.runtime.start(
-                ContainerSpec(lease_id=lease_id, user_id=lease.user_id,
-                              gpu_uuids=lease.gpu_uuids, port=lease.port or 0,
-                              password_hash=hash_jupyter_password(password)),
-                on_progress=lambda text: res.notifier.progress(lease, text))
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _start(self, lease: Lease, password: str) -> Lease:
+        res, lease_id = self.res, lease.id or 0
+        try:
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                try:
+                    handle = res.runtime.start(
+                        ContainerSpec(lease_id=lease_id, user_id=lease.user_id,
+                                      gpu_uuids=lease.gpu_uuids, port=lease.port or 0,
+                                      password_hash=hash_jupyter_password(password)),
+                        on_progress=lambda text: res.notifier.progress(lease, text))
+                    break
+                except PortInUse:
+                    moved = self._move_port(lease_id) if attempt < PORT_ATTEMPTS else None
+                    if moved is None:
+                        raise
+                    log.warning("lease %s: port %s is taken outside gpubot; trying %s",
+                                lease_id, lease.port, moved.port)
+                    lease = moved
             if self._record(lease_id, container_id=handle.container_id) is None:
                 return self._abandon(lease_id)
             crashpoint("claim.after_start")
@@ -103,6 +146,19 @@ class ClaimService:
             log.exception("lease %s: unexpected error while starting [ref %s]", lease_id, ref)
             return self.fail(lease_id, f"An unexpected error stopped the start (ref {ref}).")
         return active
+
+    def _move_port(self, lease_id: int) -> Lease | None:
+        """Give a starting lease another port (the least recently used one); the port
+        it had was marked used when granted, so it rests. None if it no longer starts."""
+        now = self.res.clock.now()
+        with self.res.db.transaction() as session:
+            repo = LeaseRepo(session)
+            lease = repo.get(lease_id, lock=True)
+            if lease.status is not LeaseStatus.STARTING:
+                return None
+            repo.free_ports([lease_id])
+            lease.port = self.granter.allocate_port(repo, lease, now=now)
+        return lease
 
     def _record(self, lease_id: int, *, container_id: str | None = None,
                 active: bool = False) -> Lease | None:
@@ -142,6 +198,7 @@ class ClaimService:
             lease = LeaseRepo(session).get(lease_id, lock=True)
             if lease.status.live:
                 self.ender.end(session, [Ending(lease, LeaseStatus.FAILED,
+                                                EndReason.START_FAILED,
                                                 EffectKind.CLAIM_FAILED, reason)],
                                now=now, audit=AuditAs(SYSTEM_ACTOR, "failed"))
         return lease

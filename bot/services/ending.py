@@ -17,7 +17,7 @@ from datetime import datetime
 
 from bot.db.engine import Session, after_commit
 from bot.db.repo import LeaseRepo
-from bot.domain.lease import Lease, LeaseStatus
+from bot.domain.lease import EndReason, Lease, LeaseStatus
 from bot.services.outbox import Effect, EffectKind, Outbox
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class Ending:
 
     lease: Lease
     to: LeaseStatus
+    why: EndReason
     notice: EffectKind | None = None  # the message its holder is owed, if any
     reason: str | None = None  # failure or decision reason
     detail: str | None = None  # kept with the notice's intent
@@ -62,6 +63,8 @@ class LeaseEnder:
             lease = ending.lease
             was_live = lease.status.live
             lease.transition(ending.to, at=now)
+            lease.end_reason = ending.why.value
+            lease.password_token = None  # nothing can log in any more: keep no secret
             if ending.to is LeaseStatus.FAILED:
                 lease.failure_reason = ending.reason
             elif ending.to is LeaseStatus.DENIED:

@@ -62,17 +62,22 @@ class Granter:
             raise NoGpuFree("No GPU is free right now; try again in a moment.")
         lease.host = chosen[0].host
         lease.gpu_uuids = tuple(uuids)
-        lease.port = self._allocate_port(repo, lease, now)
+        lease.port = self.allocate_port(repo, lease, now=now)
         lease.container_name = container_name(lease.id or 0)
         lease.password_token = self.res.vault.encrypt(generate_password())
 
-    def _allocate_port(self, repo: LeaseRepo, lease: Lease, now: datetime) -> int:
+    def allocate_port(self, repo: LeaseRepo, lease: Lease, *, now: datetime) -> int:
+        """The least recently used free port (never used ones first): one foreign
+        listener on a port costs one retry, not every claim, and a port that just
+        served a lease rests."""
         assert lease.host is not None
         low, high = self.res.config.port_range
         taken = repo.taken_ports(lease.host)
-        for port in range(low, high + 1):
-            if port not in taken and repo.try_allocate_port(lease, port, host=lease.host,
-                                                            now=now):
+        last = repo.ports_last_used(lease.host)
+        free = sorted((p for p in range(low, high + 1) if p not in taken),
+                      key=lambda p: (p in last, last.get(p), p))
+        for port in free:
+            if repo.try_allocate_port(lease, port, host=lease.host, now=now):
                 return port
         raise DomainError("Every port in GPUBOT_PORT_RANGE is in use; ask an admin to "
                           "widen it.")

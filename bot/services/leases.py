@@ -13,7 +13,7 @@ from bot.db.repo import LeaseRepo
 from bot.domain import reminders
 from bot.domain.durations import format_duration
 from bot.domain.errors import DomainError, LeaseNotFound, NotAllowed
-from bot.domain.lease import Lease, LeaseStatus
+from bot.domain.lease import EndReason, Lease, LeaseStatus
 from bot.ports import AccessInfo
 from bot.services.ending import AuditAs, Ending, LeaseEnder
 from bot.services.resources import Resources
@@ -60,7 +60,7 @@ class LeaseCommands:
                             is_admin=as_admin or res.policy.is_admin(user_id), lock=True)
             if not lease.status.open:
                 raise DomainError(f"Lease {lease.id} has already ended ({lease.status.value}).")
-            self.ender.end(session, [Ending(lease, LeaseStatus.RELEASED)], now=now,
+            self.ender.end(session, [Ending(lease, LeaseStatus.RELEASED, EndReason.RELEASED)], now=now,
                            audit=AuditAs(user_id, "release"))
         return lease
 

@@ -15,7 +15,7 @@ from bot.db.engine import Session
 from bot.db.sweeps import SweepRepo
 from bot.domain import reminders
 from bot.domain.containers import ContainerState, ContainerStatus, death_reason
-from bot.domain.lease import Lease, LeaseStatus
+from bot.domain.lease import EndReason, Lease, LeaseStatus
 from bot.services.ending import Ending, LeaseEnder
 from bot.services.outbox import Effect, EffectKind, Outbox
 from bot.services.resources import Resources
@@ -39,7 +39,8 @@ class LifecycleJobs:
                     and lease.expires_at <= now) or None
 
         def end(session: Session, decided: list[tuple[Lease, object]]) -> None:
-            self.ender.end(session, [Ending(lease, LeaseStatus.EXPIRED, EffectKind.EXPIRE)
+            self.ender.end(session, [Ending(lease, LeaseStatus.EXPIRED, EndReason.EXPIRED,
+                                            EffectKind.EXPIRE)
                                      for lease, _ in decided], now=now)
 
         return sweep(self.res.db, lambda repo, limit: repo.claim_expired(now=now, limit=limit),
@@ -101,7 +102,8 @@ class LifecycleJobs:
         now: datetime = self.res.clock.now()
 
         def work(session: Session) -> list[Lease]:
-            endings = [Ending(lease, LeaseStatus.FAILED, EffectKind.CONTAINER_DIED,
+            endings = [Ending(lease, LeaseStatus.FAILED, EndReason.CONTAINER_DIED,
+                              EffectKind.CONTAINER_DIED,
                               reason=death_reason(states[lease.id or 0]),
                               detail=states[lease.id or 0].to_json())
                        for lease in SweepRepo(session).lock_active(states, wait=wait)

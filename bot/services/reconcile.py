@@ -13,7 +13,8 @@ Policies (each step runs on its own; one failing step or lease does not stop the
   Jupyter should not silently come back. A lease missing from the listing is polled
   once more before it is failed (it may have started just after the listing).
 - **Stuck starts** (the bot died mid-claim). A ``starting`` lease is left alone while a
-  start may still be running: for ``ready_timeout + starting_grace`` after its grant.
+  start may still be running: for ``ready_timeout + starting_grace`` after its grant or
+  the last heartbeat of the process starting it (a long image pull keeps beating).
   Once older, if its container runs, the start is completed through
   ``ClaimService.start`` (idempotent: reuses the running container, waits for Jupyter,
   sends the access DM); otherwise it is failed with a clear message. A starting lease
@@ -39,7 +40,7 @@ from bot.db.engine import Session
 from bot.db.repo import LeaseRepo
 from bot.db.sweeps import StartingRow, SweepRepo
 from bot.domain.containers import ContainerState, ContainerStatus, start_died_reason
-from bot.domain.lease import SYSTEM_ACTOR, Lease, LeaseStatus
+from bot.domain.lease import SYSTEM_ACTOR, EndReason, Lease, LeaseStatus
 from bot.ports import ManagedContainer
 from bot.services.claim import ClaimService
 from bot.services.effects import APPROVAL_TIMEOUT_REASON
@@ -143,7 +144,7 @@ class Reconciler:
             state = state or ContainerState(ContainerStatus.GONE)
             if row.container_id and state.dead:
                 plans[row.id] = start_died_reason(state)
-            elif (row.granted_at or row.created_at) <= now - patience:
+            elif row.last_sign_of_life <= now - patience:  # no start is alive for it
                 plans[row.id] = None if state.status is ContainerStatus.RUNNING \
                     else NOT_UP_IN_TIME
         mine = res.db.run(lambda session: SweepRepo(session).claim_recoveries(
@@ -170,6 +171,7 @@ class Reconciler:
             for lease, _ in decided:
                 lease.decision_by = SYSTEM_ACTOR
             self.ender.end(session, [Ending(lease, LeaseStatus.DENIED,
+                                            EndReason.APPROVAL_TIMEOUT,
                                             EffectKind.APPROVAL_TIMEOUT,
                                             reason=APPROVAL_TIMEOUT_REASON)
                                      for lease, _ in decided], now=now)

@@ -28,6 +28,7 @@ class LeaseConfig:
     effect_retry_after: timedelta = timedelta(minutes=10)  # an unacknowledged effect is
     effect_horizon: timedelta = timedelta(hours=24)  # redone after this, until this
     batch_size: int = 200  # leases claimed per sweep transaction
+    start_heartbeat: timedelta = timedelta(seconds=30)  # a running start says so this often
 
     @property
     def start_patience(self) -> timedelta:

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.domain.errors import ContainerStartError, ImageMissing
+from bot.domain.errors import ContainerStartError, ImageMissing, PortInUse
 from bot.ports import (
     ContainerHandle,
     ContainerSpec,
@@ -56,6 +56,7 @@ class FakeContainerRuntime:
         self._start_failure: str | None = None
         self._ready = True
         self._watchers: list[EventCallback] = []
+        self.foreign_ports: set[int] = set()  # something outside gpubot listens there
 
     # ------------------------------------------------------------ the port
     def start(
@@ -84,8 +85,8 @@ class FakeContainerRuntime:
             for c in self._containers.values()
             if c.spec.port == spec.port and c.state.status is ContainerStatus.RUNNING
         ]
-        if busy:
-            raise ContainerStartError(
+        if busy or spec.port in self.foreign_ports:
+            raise PortInUse(
                 f"Port {spec.port} is already in use, so the Jupyter container could not start.",
                 detail=f"Bind for 127.0.0.1:{spec.port} failed: port is already allocated",
             )

@@ -10,7 +10,8 @@ from bot.db import migrate
 from bot.db.engine import make_engine
 from bot.db.tables import metadata
 
-TABLES = {"users", "leases", "gpu_allocations", "port_allocations", "gpu_usage", "audit"}
+TABLES = {"users", "leases", "gpu_allocations", "port_allocations", "gpu_usage", "port_usage",
+          "audit"}
 
 
 def test_upgrade_downgrade_and_no_drift(db_url: str) -> None:

@@ -101,3 +101,13 @@ def test_a_port_is_held_until_its_container_is_confirmed_gone(kit: Harness) -> N
     kit.clock.advance(kit.res.config.effect_retry_after)
     assert kit.reconciler.run().effects_resumed == 1  # the owed stop, done now
     assert kit.res.db.run(lambda s: LeaseRepo(s).taken_ports("gpu-host-1")) == {new.port}
+
+
+def test_an_ended_lease_keeps_no_password_and_says_why(kit: Harness) -> None:
+    """The encrypted password is cleared when a lease ends (issue 11.12): nothing can log
+    in any more, so nothing is kept that a stolen database would give away."""
+    lease = kit.claims.start(kit.claims.claim(user_id="U1", duration=H).id or 0)
+    assert kit.res.db.run(lambda s: LeaseRepo(s).get(lease.id or 0).password_token)
+    kit.leases.release(user_id="U1", lease_id=lease.id)
+    ended = kit.res.db.run(lambda s: LeaseRepo(s).get(lease.id or 0))
+    assert ended.password_token is None and ended.end_reason == "released"

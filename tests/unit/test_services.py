@@ -61,8 +61,8 @@ def test_start_failure_leaves_nothing_and_frees_the_gpu(kit: Harness) -> None:
     assert kit.notifier.of("claim_failed")[0].data["reason"] == lease.failure_reason
     with kit.res.db.transaction() as s:
         assert LeaseRepo(s).allocation_counts() == (0, 0)
-    again = claim_and_start(kit)  # the port is free again; the GPU rests (least recently used)
-    assert again.status is S.ACTIVE and again.port == 8800 and again.gpu_uuids != lease.gpu_uuids
+    again = claim_and_start(kit)  # the GPU and the port rest (least recently used first)
+    assert again.status is S.ACTIVE and again.port == 8801 and again.gpu_uuids != lease.gpu_uuids
 
 
 def test_not_ready_in_time_fails_and_removes_the_container(kit: Harness) -> None:
@@ -232,3 +232,25 @@ def test_two_starts_racing_leave_one_running_container(kit: Harness) -> None:
     assert final.status is S.ACTIVE
     assert runtime.stopped == [] and len(runtime.list_managed()) == 1
     assert len(kit.notifier.of("access_ready")) == 1
+
+
+def test_a_foreign_listener_costs_one_retry_not_every_claim(kit: Harness) -> None:
+    """Something outside gpubot listens on 8800 (issue 11.5): the claim moves on to
+    another port, and later claims no longer start on 8800 first."""
+    kit.runtime.foreign_ports.add(8800)
+    first = claim_and_start(kit, "U1")
+    assert first.status is S.ACTIVE and first.port == 8801
+    second = claim_and_start(kit, "U2")
+    assert second.status is S.ACTIVE and second.port == 8802
+    assert [spec.port for spec in kit.runtime.started] == [8801, 8802]
+    with kit.res.db.transaction() as s:
+        assert LeaseRepo(s).taken_ports("gpu-host-1") == {8801, 8802}
+
+
+def test_ports_are_reused_least_recently_used_first(kit: Harness) -> None:
+    leases = [claim_and_start(kit, f"U{i}") for i in range(3)]
+    assert [lease.port for lease in leases] == [8800, 8801, 8802]
+    for lease in leases[:2]:
+        kit.leases.release(user_id=lease.user_id, lease_id=lease.id)
+    kit.clock.advance(timedelta(minutes=1))
+    assert claim_and_start(kit, "U9").port == 8803  # never used ports first
