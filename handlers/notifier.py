@@ -1,11 +1,16 @@
 """The Slack Notifier: what the services tell people, as DMs and admin-channel posts.
 
-Slack failures are logged, never raised into a lease's flow: a lease that started is
-not failed because a DM bounced (``/gpu password`` re-sends it). One exception: Slack's
-rate limit (HTTP 429). The client waits out ``Retry-After`` and tries again, up to
-``RATE_LIMIT_RETRIES`` times; a message the lifecycle *owes* (access, failure, reminder,
-expiry, death, decision) that is still refused raises ``MessageDelayed``, so its effect
-is not acknowledged and the reconciler sends it later. Progress updates are never owed.
+Two kinds of message, two rules:
+
+- **Owed** (access, failure, reminder, expiry, death, decision: the ones the outbox
+  performs). A *transient* failure (Slack unreachable, a timeout, HTTP 5xx, or the rate
+  limit still refusing after the client waited out ``Retry-After`` ``RATE_LIMIT_RETRIES``
+  times) raises ``MessageDelayed``: the effect is not acknowledged and the reconciler
+  sends it again after ``effect_retry_after``. A permanent refusal (say, a deleted
+  user) is logged; repeating it would not help.
+- **Best effort** (progress, re-sent access, admin alerts): never raises. ``progress``
+  runs inside the container start (the runtime's ``on_progress``), where a Slack outage
+  must not fail Docker's work (issue 11.6).
 
 The password travels only inside the access DM's blocks; the ``text`` fallback
 (notifications, previews) carries the URL alone.
@@ -15,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from http.client import HTTPException
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.domain.containers import ContainerState
@@ -33,6 +39,12 @@ from handlers import blocks
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_RETRIES = 3
+# Slack answered with one of these (or HTTP 5xx): worth trying again later.
+TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error",
+                              "service_unavailable", "request_timeout"})
+# Slack did not answer at all: refused or cut connections, timeouts, broken responses.
+# (SlackApiError, a refusal, is a SlackClientError too: it is handled before these.)
+UNREACHABLE = (SlackClientError, OSError, HTTPException)
 
 
 def web_client(token: str | None, base_url: str, *,
@@ -60,7 +72,12 @@ class SlackNotifier:
 
     # ---------------------------------------------------------------- leases
     def progress(self, lease: Lease, text: str) -> None:
-        self._upsert(self._progress, lease, lease.user_id, blocks.progress_message(lease, text))
+        """Best effort: never raises (see the module docstring)."""
+        try:
+            self._upsert(self._progress, lease, lease.user_id,
+                         blocks.progress_message(lease, text))
+        except Exception:  # noqa: BLE001 - a lost progress line harms nobody
+            log.warning("lease %s: progress message not sent", lease.id, exc_info=True)
 
     def access_ready(self, lease: Lease, access: AccessInfo) -> None:
         self._upsert(self._progress, lease, lease.user_id,
@@ -125,11 +142,22 @@ class SlackNotifier:
         except SlackApiError as exc:
             error = exc.response.get("error")
             log.error("Slack refused a message to %s: %s", channel, error)
-            if owed and error == "ratelimited":
+            if owed and (error in TRANSIENT_ERRORS or exc.response.status_code >= 500):
                 raise MessageDelayed("Slack is rate-limiting gpubot right now; the message "
                                      "will be sent again in a few minutes.") from exc
             return None
+        except UNREACHABLE as exc:
+            self._unreachable(channel, exc, owed=owed)
+            return None
         return response["channel"], response["ts"]
+
+    @staticmethod
+    def _unreachable(channel: str, exc: BaseException, *, owed: bool) -> None:
+        log.error("Slack could not be reached for a message to %s: %s: %s", channel,
+                  type(exc).__name__, exc)
+        if owed:
+            raise MessageDelayed("Slack cannot be reached right now; the message will be "
+                                 "sent again in a few minutes.") from exc
 
     def _upsert(self, registry: dict[int, tuple[str, str]], lease: Lease, channel: str,
                 message: Message, *, forget: bool = False, owed: bool = False) -> None:
@@ -145,6 +173,9 @@ class SlackNotifier:
             except SlackApiError as exc:
                 log.warning("could not update message %s: %s", known[1],
                             exc.response.get("error"))
+            except UNREACHABLE as exc:  # a post would fail the same way: do not wait twice
+                self._unreachable(channel, exc, owed=owed)
+                return
         posted = self._post(channel, message, owed=owed)
         if posted is not None and not forget:
             with self._lock:
