@@ -100,7 +100,10 @@ def make_runtime(settings: Settings) -> ContainerRuntime:
         bind_address=settings.bind_address, mem_limit=settings.mem_limit, cpus=settings.cpus,
         shm_size=settings.shm_size, pids_limit=settings.pids_limit,
         gpu_request=not settings.fake_gpus, pull_missing=settings.pull_missing_image,
-        host=settings.host_name, ready_poll_interval=0.05))
+        host=settings.host_name, ready_poll_interval=0.05,
+        block_host_access=settings.block_host_access, lease_subnets=str(settings.lease_subnets),
+        rootfs_size=settings.rootfs_size, log_max_size=settings.log_max_size,
+        log_max_files=settings.log_max_files))
 
 
 # ------------------------------------------------------------------ the graph

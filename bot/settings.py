@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from datetime import timedelta
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +65,7 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 Csv = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_csv)]
 Durations = Annotated[tuple[timedelta, ...], NoDecode, BeforeValidator(_durations)]
 Size = Annotated[str, BeforeValidator(_size)]
+OptionalSize = Annotated[str, BeforeValidator(lambda v: _size(v) if str(v).strip() else "")]
 
 
 class Settings(BaseSettings):
@@ -102,6 +104,13 @@ class Settings(BaseSettings):
     cpus: float = Field(11.0, alias="GPUBOT_CPUS", gt=0, le=1024)
     shm_size: Size = Field("8g", alias="GPUBOT_SHM_SIZE")
     pids_limit: int = Field(4096, alias="GPUBOT_PIDS_LIMIT", ge=64)
+    # Issue 11.14/16: lease isolation and disk bounds (bot/adapters/docker_network.py,
+    # docker_firewall.py, docker_create.py).
+    block_host_access: bool = Field(True, alias="GPUBOT_BLOCK_HOST_ACCESS")
+    lease_subnets: IPv4Network = Field(IPv4Network("172.30.0.0/16"), alias="GPUBOT_LEASE_SUBNETS")
+    rootfs_size: OptionalSize = Field("", alias="GPUBOT_ROOTFS_SIZE")
+    log_max_size: Size = Field("10m", alias="GPUBOT_LOG_MAX_SIZE")
+    log_max_files: int = Field(3, alias="GPUBOT_LOG_MAX_FILES", ge=1, le=100)
     ready_timeout: Duration = Field(timedelta(minutes=3), alias="GPUBOT_READY_TIMEOUT")
 
     # Lease policy

@@ -111,3 +111,36 @@ def gpu_request_probe(client: docker.DockerClient, image: str, *, timeout_s: int
                 container.remove(force=True)
             except DockerException:
                 pass  # the label lets an admin find a leftover: docker ps -af label=...
+
+
+def live_restore(client: docker.DockerClient) -> bool:
+    """Whether dockerd keeps containers running while it restarts (``live-restore``)."""
+    return bool(client.info().get("LiveRestoreEnabled"))
+
+
+def storage_driver(client: docker.DockerClient) -> str:
+    """``overlay2 on extfs``: the storage driver and its backing file system."""
+    info = client.info()
+    status = dict((pair[0], pair[1]) for pair in info.get("DriverStatus") or [] if len(pair) == 2)
+    backing = status.get("Backing Filesystem")
+    return f"{info.get('Driver', '?')}" + (f" on {backing}" if backing else "")
+
+
+def storage_size_probe(client: docker.DockerClient, image: str, size: str) -> ProbeOutcome:
+    """Create (never start) a container of ``image`` whose writable layer is bounded to
+    ``size``, then remove it: dockerd refuses at create when its driver cannot bound it
+    (overlay2 needs xfs with pquota; btrfs and zfs can)."""
+    try:
+        container = client.containers.create(
+            image, entrypoint=["true"], command=[], labels={PROBE_LABEL: "1"},
+            name=f"gpubot-doctor-{uuid.uuid4().hex[:12]}", network_mode="none",
+            storage_opt={"size": size})
+    except APIError as exc:
+        return ProbeOutcome(False, "create", str(exc.explanation or exc))
+    except DockerException as exc:
+        return ProbeOutcome(False, "create", str(exc))
+    try:
+        container.remove(force=True)
+    except DockerException:
+        pass
+    return ProbeOutcome(True, "done", f"a container with a {size} writable layer was created")
