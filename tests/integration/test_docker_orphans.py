@@ -67,20 +67,18 @@ def test_reconcile_removes_the_unlabelled_orphan_and_leaves_another_hosts_alone(
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    # The services are imported here: they are under refactoring, the runtime is not.
     from bot.db import migrate
     from bot.db.engine import Database
-    from bot.services.lifecycle import LifecycleService
-    from bot.services.reconcile import Reconciler, ReconcileReport
-    from tests.fakes.services import build
+    from bot.services.reconcile import ReconcileReport
+    from tests.fakes.services import build_harness
 
     url = f"sqlite:///{tmp_path / 'orphans.db'}"
     migrate.upgrade(url)
-    # build() names this host "gpu-host-1"; the database knows none of these leases.
-    kit = build(Database(url), runtime=make_runtime(host="gpu-host-1"))
+    # The harness names this host "gpu-host-1"; the database knows none of these leases.
+    harness = build_harness(Database(url), runtime=make_runtime(host="gpu-host-1"))
     orphan, foreign = hand_made(), hand_made(host="another-gpu-host")
     report = ReconcileReport()
-    Reconciler(LifecycleService(kit.deps, kit.claims)).containers(report)
+    harness.reconciler.containers(report)
     assert not report.failed_steps
     assert not exists(docker_client, orphan)
     assert exists(docker_client, foreign)
