@@ -4,6 +4,7 @@ every second; PromQL through Prometheus' HTTP API sees a claim and a release."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import urllib.parse
@@ -14,12 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.e2e.conftest import BOB, launch, stop
 from tests.infra.docker_engine import free_port
 from tests.slack_standin import SlackStandIn
 from tests.support.tools import tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "gpubot-dashboard.json"
 
 
 @dataclass
@@ -111,9 +115,11 @@ def test_prometheus_sees_a_claim_and_a_release(slack_standin: SlackStandIn, dock
         assert prom.value("gpubot_idle_reclaims_total") == 0
 
         slack_standin.slash_command(BOB, "claim 2h")
-        slack_standin.wait_for(lambda: [m for m in slack_standin.dms(BOB)
-                                        if "Password" in m.all_text], timeout=120,
-                               message="no access DM")
+        try:
+            slack_standin.wait_for(lambda: [m for m in slack_standin.dms(BOB)
+                                            if "Password" in m.all_text], timeout=120)
+        except AssertionError:
+            pytest.fail(f"no access DM; gpubot's log:\n{bot.log_text()[-3000:]}")
         prom.wait_for('gpubot_gpus{state="leased"}', equal(1))
         assert prom.value('gpubot_gpus{state="free"}') == 1
         prom.wait_for('gpubot_leases{status="active"}', equal(1))
@@ -136,6 +142,30 @@ def test_prometheus_sees_a_claim_and_a_release(slack_standin: SlackStandIn, dock
         assert not prom.query('{__name__=~"gpubot_.+", exported_instance!=""}')
         # The happy path makes no failed Slack call (the counter has no series yet).
         assert prom.value("sum(gpubot_slack_api_errors_total) or vector(0)") == 0
+        check_the_dashboard(prom, metrics_port)
         slack_standin.assert_no_problems()
     finally:
         stop(bot, docker_client)
+
+
+def exported_names(metrics_port: int) -> set[str]:
+    """Every sample name the bot's /metrics declares (a counter's ``_total``, a
+    histogram's ``_bucket``/``_count``/``_sum``), samples or not."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+        families = text_string_to_metric_families(r.read().decode())
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+    return {f.name + s for f in families for s in suffixes.get(f.type, ("",))}
+
+
+def check_the_dashboard(prom: Prometheus, metrics_port: int) -> None:
+    """Every query of deploy/grafana's dashboard is valid PromQL (Prometheus evaluates it)
+    over metrics the bot really exports."""
+    exported = exported_names(metrics_port)
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    exprs = [t["expr"] for p in panels for t in p["targets"]]
+    assert len(exprs) >= 10
+    for expr in exprs:
+        unknown = set(re.findall(r"gpubot_[a-z_]+", expr)) - exported
+        assert not unknown, f"{expr}: the bot exports no {sorted(unknown)}"
+        prom.query(expr.replace("$__rate_interval", "1m"))  # HTTP 400 on bad PromQL
+    assert prom.value('sum(gpubot_gpus{state="free"})') == 2
