@@ -191,3 +191,16 @@ def test_the_dockerfile_copies_what_the_package_needs() -> None:
     for top in {"bot", "handlers", "alembic"}:
         assert top in sources and f'"{top}' in pyproject
     assert re.search(r'^CMD \["serve"\]', text, re.M) and 'ENTRYPOINT ["gpubot"]' in text
+
+
+def test_the_install_guide_matches_the_files_it_installs() -> None:
+    """docs/install.md links only files that exist and creates the paths the unit uses."""
+    guide = (ROOT / "docs" / "install.md").read_text()
+    for link in re.findall(r"\]\((\.\./[^)#]+)\)", guide):
+        assert (ROOT / "docs" / link).resolve().exists(), link
+    svc = unit_service()
+    for path in (*svc["EnvironmentFile"], *svc["WorkingDirectory"],
+                 *" ".join(svc["ReadWritePaths"]).split()):
+        assert path in guide, f"docs/install.md never sets up {path}"
+    assert "gpubot doctor" in guide.rsplit("## ", 2)[-2]  # doctor is the last step
+    assert "slack/manifest.yml" in guide
