@@ -8,6 +8,7 @@ Slack side for ``gpubot serve``. Nothing else in ``bot/`` imports ``handlers/``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from bot.adapters.metrics import Metrics
+
+
+log = logging.getLogger(__name__)
 
 
 class StartupError(Exception):
@@ -213,6 +217,7 @@ def build_slack(settings: Settings) -> SlackBot:
 
     metrics = make_metrics(settings)
     client = web_client(settings.slack_bot_token, settings.slack_api_url)
+    admin_channel_warning(settings)
     if metrics:  # before Bolt's first call (auth.test); Bolt's per-request clients share it
         metrics.meter_slack(client)
     notifier: Any = SlackNotifier(client, admin_channel=settings.admin_channel,
@@ -227,6 +232,24 @@ def build_slack(settings: Settings) -> SlackBot:
               token_verification_enabled=True)
     register_all(app, HandlerContext(gpubot.use_cases, notifier))
     return SlackBot(gpubot=gpubot, app=app)
+
+
+def admin_channel_warning(settings: Settings) -> str | None:
+    """One warning line when no admin could approve a request: GPUBOT_ADMIN_CHANNEL unset,
+    or a channel the bot cannot post in (a line is posted there and deleted). The bot
+    still starts; such requests tell their holder at once that nobody can approve them."""
+    if not settings.admin_channel:
+        problem = "GPUBOT_ADMIN_CHANNEL is not set"
+    else:
+        from bot.adapters.slack_checks import admin_channel_probe
+
+        ok, detail, fix = admin_channel_probe(settings.slack_bot_token or "",
+                                              settings.slack_api_url, settings.admin_channel)
+        problem = None if ok else f"{detail} ({fix})"
+    if problem:
+        log.warning("approvals: %s; requests that need an admin cannot be approved "
+                    "(`gpubot doctor` checks this)", problem)
+    return problem
 
 
 # ------------------------------------------------------------------ metrics
