@@ -51,7 +51,7 @@ def run_checks(
     docker_client_factory: Callable[[], Any] | None = None,
     inventory_factory: Callable[[], GpuInventory] | None = None,
     min_free_bytes: int = DEFAULT_MIN_FREE_BYTES, expected_busy_ports: Collection[int] = (),
-    block_host_access: bool = True, rootfs_size: str = "", admin_channel: str | None = None,
+    block_host_access: bool = True, rootfs_size: str = "",
 ) -> list[CheckResult]:
     """All checks, in a fixed order. Never raises: a crashing check is a failed one."""
     def guard(name: str, check: Callable[[], CheckResult]) -> CheckResult:
@@ -83,8 +83,6 @@ def run_checks(
     results.append(guard("Slack token", lambda: _slack(slack_token, slack_api_url)))
     results.append(guard("Admin channel", lambda: _admin_channel(slack_token, slack_api_url,
                                                                  admin_channel)))
-    results.append(guard("Admin channel", lambda: _admin_channel(slack_token, slack_api_url,
-                                                                 admin_channel)))
     results.append(guard("Port range", lambda: _ports(bind_address, port_range, expected_busy_ports)))
     from bot import doctor_engine as eng  # the engine's containment (issue 11.14, 16, 17)
 
@@ -106,8 +104,7 @@ def run_checks_for_settings(settings: Any, **overrides: Any) -> list[CheckResult
         "port_range": (lo, hi), "slack_token": settings.slack_bot_token,
         "slack_api_url": settings.slack_api_url,
         "block_host_access": getattr(settings, "block_host_access", True),
-        "rootfs_size": getattr(settings, "rootfs_size", ""),
-        "admin_channel": getattr(settings, "admin_channel", None)}
+        "rootfs_size": getattr(settings, "rootfs_size", "")}
     inputs["admin_channel"] = getattr(settings, "admin_channel", None)
     return run_checks(**{**inputs, **overrides})
 
@@ -285,21 +282,6 @@ def _slack(token: str | None, api_url: str) -> CheckResult:
     return CheckResult("Slack token", ok, detail, "" if ok else
                        "set SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-...) and "
                        "SLACK_API_URL to Slack's Web API")
-
-
-def _admin_channel(token: str | None, api_url: str, channel: str | None) -> CheckResult:
-    name = "Admin channel"
-    if not token:
-        return CheckResult(name, True, "skipped: SLACK_BOT_TOKEN is not set")
-    if not channel:  # approvals are clicked there: without it nobody can ever approve
-        return CheckResult(name, False, "GPUBOT_ADMIN_CHANNEL is not set: requests that need "
-                           "an admin (more than one GPU, or longer than GPUBOT_APPROVAL_ABOVE) "
-                           "can never be approved", "create a channel for the lab's admins, "
-                           "invite the app, and set GPUBOT_ADMIN_CHANNEL to its ID (C…)")
-    from bot.adapters import slack_checks
-
-    ok, detail, fix = slack_checks.admin_channel_probe(token, api_url, channel)
-    return CheckResult(name, ok, detail, fix)
 
 
 def _admin_channel(token: str | None, api_url: str, channel: str | None) -> CheckResult:
