@@ -74,7 +74,8 @@ def test_gauges_are_read_from_the_database_and_inventory_at_scrape_time(db: Data
     assert first[("gpubot_queue_length", ())] == 0
     assert first[("gpubot_effects_pending", ())] == 0
 
-    add_leases(db, LeaseStatus.ACTIVE, LeaseStatus.ACTIVE, LeaseStatus.RELEASED)
+    add_leases(db, LeaseStatus.ACTIVE, LeaseStatus.ACTIVE, LeaseStatus.RELEASED,
+               LeaseStatus.QUEUED)
     gpus[:] = ["leased", "busy"]
     pending[0] = 3
     second = scrape(metrics)
@@ -83,6 +84,7 @@ def test_gauges_are_read_from_the_database_and_inventory_at_scrape_time(db: Data
     assert second[("gpubot_gpus", (("state", "free"),))] == 0
     assert second[("gpubot_gpus", (("state", "busy"),))] == 1
     assert second[("gpubot_effects_pending", ())] == 3
+    assert second[("gpubot_queue_length", ())] == 1  # the queued lease
 
 
 def test_a_failing_source_leaves_a_gap_and_is_counted(db: Database) -> None:
