@@ -277,3 +277,28 @@ def serve_metrics(settings: Settings, metrics: Metrics, gpubot: Gpubot) -> Gpubo
         raise StartupError(f"Cannot serve metrics on GPUBOT_METRICS_ADDRESS="
                            f"{settings.metrics_address}: {exc.strerror or exc}") from None
     return replace(gpubot, metrics=metrics)
+
+
+# ------------------------------------------------------------ the console side
+@dataclass(frozen=True)
+class ConsoleBot:
+    gpubot: Gpubot
+    console: Any  # handlers.console.Console: loop(banner), screen
+
+
+def build_console(settings: Settings, *, users: list[str], inventory: GpuInventory,
+                  runtime: ContainerRuntime, out: Any = None, history: Path | None = None,
+                  read: Any = None) -> ConsoleBot:
+    """The graph with the terminal as the chat (``gpubot console``); ``users[0]`` sits at
+    the terminal first. ``bot.terminal`` migrates and reaches NVML and Docker first."""
+    import sys
+
+    from handlers.console import Console, ConsoleNotifier, Screen
+
+    screen = Screen(out or sys.stdout, user=users[0])
+    notifier = ConsoleNotifier(screen, admin_channel=settings.admin_channel,
+                               extend_by=settings.default_lease, gpus=inventory.list_gpus)
+    gpubot = build(settings, notifier=notifier, inventory=inventory, runtime=runtime)
+    console = Console(gpubot.use_cases, screen, users=users, history=history,
+                      read=read or input)
+    return ConsoleBot(gpubot=gpubot, console=console)

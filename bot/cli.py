@@ -1,4 +1,4 @@
-"""The ``gpubot`` command line: serve, db upgrade, doctor, leases, release."""
+"""The ``gpubot`` command line: serve, console, db upgrade, doctor, leases, release."""
 
 from __future__ import annotations
 
@@ -41,6 +41,41 @@ def serve() -> None:
     settings = _settings()
     try:
         run(settings)
+    except StartupError as exc:
+        _fail(str(exc))
+
+
+@app.command("console")
+def console_command(
+    user: Annotated[list[str] | None, typer.Option(
+        "--user", help="Who types (a Slack-style id, e.g. U0ALICE); repeat for more people, "
+                       "`:user` switches. Default: U and your login name.")] = None,
+    admin: Annotated[bool, typer.Option(
+        "--admin", help="The first user is an admin in this process.")] = False,
+) -> None:
+    """The same bot with this terminal as the chat: lines are /gpu commands from the
+    current user, buttons print as numbered choices; scheduler, Docker and NVML as in
+    `serve`."""
+    from bot.bootstrap import StartupError
+    from bot.terminal import run_console
+
+    settings = _settings()
+    try:
+        run_console(settings, users=user or [], admin=admin)
+    except StartupError as exc:
+        _fail(str(exc))
+
+
+@app.command("start", hidden=True)
+def start() -> None:
+    """What scripts/serve runs: `serve` with Slack tokens, else the console on embedded
+    defaults."""
+    from bot.bootstrap import StartupError
+    from bot.terminal import start as start_bot
+
+    settings = _settings()
+    try:
+        start_bot(settings)
     except StartupError as exc:
         _fail(str(exc))
 

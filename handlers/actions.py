@@ -1,4 +1,10 @@
-"""Buttons (Extend, Release, Approve, Deny) and the Deny-reason modal."""
+"""Buttons (Extend, Release, Approve, Deny) and the Deny-reason modal.
+
+What each click does is a plain function of the use cases (``extend``, ``release``,
+``approve``, ``deny_modal_for``, ``deny_submitted``), so the console runs the very same
+code when a numbered choice is picked; the listeners add only Bolt's part (ack, the
+work pool, where the answer goes, which message a decision replaces).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,47 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.domain.errors import DomainError
-from bot.domain.lease import Lease
+from bot.services.facade import UseCases
 from handlers import blocks, home
 from handlers.context import HandlerContext
 from handlers.errors import report, teller
 
 
+# ------------------------------------------------------ the work of each click
+def extend(bot: UseCases, user: str, lease_id: int) -> str:
+    return blocks.extended_text(bot.leases.extend(user_id=user, duration=bot.extend_by,
+                                                  lease_id=lease_id))
+
+
+def release(bot: UseCases, user: str, lease_id: int) -> str:
+    return blocks.released_text(bot.leases.release(user_id=user, lease_id=lease_id))
+
+
+LEASE_BUTTONS: dict[str, Callable[[UseCases, str, int], str]] = {
+    blocks.EXTEND: extend, blocks.RELEASE: release}  # a holder's buttons: (user, lease) → answer
+
+
+def approve(bot: UseCases, admin: str, lease_id: int) -> None:
+    lease = bot.approvals.approve(lease_id=lease_id, admin_id=admin)
+    bot.claims.start(lease.id or 0)
+
+
+def deny_modal_for(bot: UseCases, admin: str, lease_id: int, *, channel: str | None = None,
+                   ts: str | None = None) -> dict[str, Any]:
+    """The Deny-reason modal; refused (DomainError) before it opens for a non-admin."""
+    bot.require_admin(admin)
+    metadata = json.dumps({"lease": lease_id, "channel": channel, "ts": ts})
+    return blocks.deny_modal(lease_id, metadata)
+
+
+def deny_submitted(bot: UseCases, admin: str, view: dict[str, Any]) -> None:
+    """The modal came back: deny with its reason."""
+    meta = json.loads(view.get("private_metadata") or "{}")
+    values = view["state"]["values"][blocks.DENY_REASON][blocks.DENY_REASON]
+    bot.approvals.deny(lease_id=int(meta["lease"]), admin_id=admin, reason=values.get("value"))
+
+
+# ------------------------------------------------------------------ listeners
 def _lease_id(body: dict[str, Any]) -> int:
     return int(body["actions"][0]["value"])
 
@@ -24,55 +65,41 @@ def register(app: Any, ctx: HandlerContext) -> None:
     def open_url(ack: Any) -> None:
         ack()  # a URL button: Slack opens the link; Bolt must still ack the click
 
-    lease_button(app, ctx, blocks.EXTEND, blocks.extended_text,
-                 lambda user, lease_id: bot.leases.extend(
-                     user_id=user, duration=bot.extend_by, lease_id=lease_id))
-    lease_button(app, ctx, blocks.RELEASE, blocks.released_text,
-                 lambda user, lease_id: bot.leases.release(user_id=user, lease_id=lease_id))
+    for action_id, act in LEASE_BUTTONS.items():
+        lease_button(app, ctx, action_id, act)
 
     @app.action(blocks.APPROVE)
-    def approve(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
+    def approve_clicked(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
         ack()
         admin, tell = body["user"]["id"], teller(respond, client, body)
         lease_id = _lease_id(body)
         _remember(ctx, lease_id, body)
-
-        def work() -> None:
-            lease = bot.approvals.approve(lease_id=lease_id, admin_id=admin)
-            bot.claims.start(lease.id or 0)
-
-        ctx.submit(work, tell=tell)
+        ctx.submit(lambda: approve(bot, admin, lease_id), tell=tell)
 
     @app.action(blocks.DENY)
-    def deny(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
+    def deny_clicked(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
         ack()
-        admin = body["user"]["id"]
+        message = body.get("container", {})
         try:  # refuse before a modal opens; raising after ack() would confuse Bolt
-            bot.require_admin(admin)
+            view = deny_modal_for(bot, body["user"]["id"], _lease_id(body),
+                                  channel=message.get("channel_id"), ts=message.get("message_ts"))
         except DomainError as error:
             report(error, teller(respond, client, body))
             return
-        message = body.get("container", {})
-        metadata = json.dumps({"lease": _lease_id(body), "channel": message.get("channel_id"),
-                               "ts": message.get("message_ts")})
-        client.views_open(trigger_id=body["trigger_id"],
-                          view=blocks.deny_modal(_lease_id(body), metadata))
+        client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.view(blocks.DENY_MODAL)
-    def deny_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any], client: Any) -> None:
+    def deny_view(ack: Any, body: dict[str, Any], view: dict[str, Any], client: Any) -> None:
         ack()
-        admin = body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
-        values = view["state"]["values"][blocks.DENY_REASON][blocks.DENY_REASON]
         if meta.get("channel") and meta.get("ts"):
             ctx.notifier.remember_approval_message(meta["lease"], meta["channel"], meta["ts"])
-        ctx.submit(lambda: bot.approvals.deny(lease_id=int(meta["lease"]), admin_id=admin,
-                                                reason=values.get("value")),
+        ctx.submit(lambda: deny_submitted(bot, body["user"]["id"], view),
                    tell=teller(None, client, body))
 
 
-def lease_button(app: Any, ctx: HandlerContext, action_id: str, answer: Callable[[Lease], str],
-                 act: Callable[[str, int], Lease]) -> None:
+def lease_button(app: Any, ctx: HandlerContext, action_id: str,
+                 act: Callable[[UseCases, str, int], str]) -> None:
     """A holder's button on one lease (DM, reminder, App Home): ack, act, answer, and
     refresh the App Home when the click came from there."""
 
@@ -82,7 +109,7 @@ def lease_button(app: Any, ctx: HandlerContext, action_id: str, answer: Callable
         tell = teller(respond, client, body)
 
         def work() -> None:
-            tell(answer(act(body["user"]["id"], _lease_id(body))))
+            tell(act(ctx.bot, body["user"]["id"], _lease_id(body)))
             home.refresh_if_home(ctx, client, body)
 
         ctx.submit(work, tell=tell)

@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.domain.durations import format_duration
 from bot.domain.lease import LeaseStatus
+from bot.services.facade import UseCases
 from handlers import blocks
 from handlers.context import HandlerContext
 from handlers.errors import teller
@@ -17,11 +18,14 @@ def register(app: Any, ctx: HandlerContext) -> None:
     def gpu(ack: Any, command: dict[str, Any], respond: Any, client: Any) -> None:
         ack()
         tell = teller(respond, client, command)
-        ctx.submit(lambda: handle(ctx, command, respond), tell=tell)
+        ctx.submit(lambda: handle(ctx.bot, command, respond), tell=tell)
 
 
-def handle(ctx: HandlerContext, command: dict[str, Any], respond: Any) -> None:
-    user, bot = command["user_id"], ctx.bot
+def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
+    """The work of one `/gpu` command, without Bolt (the console calls it too):
+    ``command`` holds ``user_id``, ``text`` and optionally ``channel_id``; ``respond``
+    takes Bolt's keywords (``text``, ``blocks``, ``response_type``)."""
+    user = command["user_id"]
     cmd = parse(command.get("text"), default_duration=bot.default_lease,
                 max_lease=bot.max_lease)
     now = bot.now()

@@ -1,0 +1,83 @@
+"""The console's Notifier: what the services tell people, printed on the screen.
+
+The same Block Kit as ``handlers.notifier.SlackNotifier`` sends (``handlers.blocks``):
+the DMs go to their user, the approvals to the admin channel. Where Slack updates a
+message in place (progress, a decided approval) the console prints the new one and
+retires the old one's choices. The password is handed to the screen as the access
+message's secret, so it is masked for everyone but its user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from bot.domain.containers import ContainerState
+from bot.domain.gpus import GpuInfo, describe_gpus
+from bot.domain.lease import Lease
+from bot.ports import AccessInfo
+from handlers import blocks
+from handlers.console.screen import Audience, Screen
+
+Message = tuple[str, blocks.Blocks]
+ADMIN_CHANNEL = "admins"  # how the admin channel is named when GPUBOT_ADMIN_CHANNEL is unset
+
+
+class ConsoleNotifier:
+    def __init__(self, screen: Screen, *, admin_channel: str | None, extend_by: timedelta,
+                 gpus: Callable[[], list[GpuInfo]]) -> None:
+        self.screen = screen
+        self.admin_channel = admin_channel or ADMIN_CHANNEL  # approvals are shown either way
+        self.extend_by = extend_by
+        self.gpus = gpus
+
+    def _dm(self, user: str, message: Message, *, secret: str | None = None) -> None:
+        self.screen.post(Audience(user=user), message, secret=secret)
+
+    def _channel(self, message: Message, *, key: Any = None) -> None:
+        self.screen.post(Audience(channel=self.admin_channel), message, key=key)
+
+    # ---------------------------------------------------------------- leases
+    def progress(self, lease: Lease, text: str) -> None:
+        self._dm(lease.user_id, blocks.progress_message(lease, text))
+
+    def access_ready(self, lease: Lease, access: AccessInfo) -> None:
+        self._access(lease, access)
+
+    def access_resend(self, lease: Lease, access: AccessInfo) -> None:
+        self._access(lease, access)
+
+    def _access(self, lease: Lease, access: AccessInfo) -> None:
+        self._dm(lease.user_id, blocks.access_message(
+            lease, url=access.url, password=access.password,
+            gpus=describe_gpus(lease.gpu_uuids, self.gpus()), extend_by=self.extend_by),
+            secret=access.password)
+
+    def claim_failed(self, lease: Lease, reason: str) -> None:
+        self._dm(lease.user_id, blocks.failed_message(lease, reason))
+
+    def reminder(self, lease: Lease, remaining: timedelta) -> None:
+        self._dm(lease.user_id, blocks.reminder_message(lease, remaining,
+                                                        extend_by=self.extend_by))
+
+    def expired(self, lease: Lease, workspace: str) -> None:
+        self._dm(lease.user_id, blocks.expired_message(lease, workspace))
+
+    def container_died(self, lease: Lease, state: ContainerState) -> None:
+        self._dm(lease.user_id, blocks.died_message(lease, state))
+
+    # ------------------------------------------------------------- approvals
+    def approval_requested(self, lease: Lease) -> None:
+        self._dm(lease.user_id, blocks.waiting_for_approval(lease))
+        self._channel(blocks.approval_request(lease), key=("approval", lease.id))
+
+    def approval_decided(self, lease: Lease, *, approved: bool, by: str,
+                         reason: str | None) -> None:
+        self.screen.retire(("approval", lease.id))  # Slack replaces the request message
+        self._channel(blocks.approval_outcome(lease, approved=approved, by=by, reason=reason))
+        self._dm(lease.user_id, blocks.decision_dm(lease, approved=approved, by=by,
+                                                   reason=reason))
+
+    def admin_alert(self, text: str) -> None:
+        self._channel((text, [blocks.section(f":warning: {text}")]))
