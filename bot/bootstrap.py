@@ -22,7 +22,7 @@ from bot.domain.policy import Policy
 from bot.domain.sizes import parse_size
 from bot.ports import Clock, ContainerRuntime, GpuInventory, Notifier
 from bot.scheduler import build_scheduler
-from bot.security import Vault, load_or_create_key_file
+from bot.security import SecretKeyError, Vault, load_or_create_key_file
 from bot.services.approvals import ApprovalService
 from bot.services.claim import ClaimService
 from bot.services.effects import register_lease_effects
@@ -51,19 +51,27 @@ class StartupError(Exception):
 
 # ------------------------------------------------------------ from settings
 def key_file_path(settings: Settings) -> Path:
-    """Explicit GPUBOT_KEY_FILE, else next to the SQLite database, else the working
-    directory."""
+    """Explicit GPUBOT_KEY_FILE, else next to the SQLite database file. With any other
+    database there is no fixed place (the working directory is wherever the bot was
+    started: a second key would be made there, and old passwords lost), so it is
+    refused."""
     if settings.key_file:
         return settings.key_file
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         return Path(url.database).resolve().with_name("gpubot.key")
-    return Path("gpubot.key").resolve()
+    raise StartupError("DATABASE_URL is not a SQLite file, so the secret key has no place of "
+                       "its own: set GPUBOT_SECRET_KEY (Fernet keys, newest first) or "
+                       "GPUBOT_KEY_FILE (a file only the bot's user may read; made if "
+                       "missing)")
 
 
 def make_vault(settings: Settings) -> Vault:
-    keys = list(settings.secret_key) or load_or_create_key_file(key_file_path(settings))
-    return Vault(keys)
+    try:
+        return Vault(list(settings.secret_key)
+                     or load_or_create_key_file(key_file_path(settings)))
+    except SecretKeyError as exc:  # one line at start-up, not a traceback
+        raise StartupError(str(exc)) from None
 
 
 def make_policy(settings: Settings) -> Policy:

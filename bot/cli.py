@@ -18,6 +18,9 @@ app = typer.Typer(help="gpubot: lease the lab's GPUs as Jupyter environments fro
                   no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+secrets_app = typer.Typer(help="The key that encrypts stored Jupyter passwords.",
+                          no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
 console = Console()
 
 
@@ -131,6 +134,42 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     from bot.checks import run_doctor
 
     raise typer.Exit(run_doctor(_settings(), as_json=as_json))
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every stored password under the newest key. Put a new key first in
+    GPUBOT_SECRET_KEY (or the key file), keep the old ones after it, restart the bot, run
+    this; then the old keys can go."""
+    from bot.bootstrap import StartupError, make_vault
+    from bot.db.engine import Database
+    from bot.db.repo import LeaseRepo
+    from bot.security import SecretKeyError
+
+    settings = _settings()
+    try:
+        vault = make_vault(settings)
+    except StartupError as exc:
+        _fail(str(exc))
+    db = Database(settings.database_url)
+    rotated, undecryptable = 0, []
+    try:
+        with db.transaction() as session:  # one transaction: a crash changes nothing
+            repo = LeaseRepo(session)
+            for lease_id, token in repo.password_tokens():
+                try:
+                    fresh = vault.rotate(token)
+                except SecretKeyError:
+                    undecryptable.append(lease_id)
+                    continue
+                rotated += repo.replace_password_token(lease_id, old=token, new=fresh)
+    finally:
+        db.dispose()
+    console.print(f"{rotated} stored password(s) now encrypted under the newest key")
+    if undecryptable:
+        _fail(f"no configured key decrypts the password of lease(s) "
+              f"{', '.join(map(str, undecryptable))}: put the key they were made with back "
+              f"in GPUBOT_SECRET_KEY and run this again", 1)
 
 
 def _use_cases(settings: Settings) -> UseCases:

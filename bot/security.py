@@ -84,17 +84,30 @@ class Vault:
             ) from None
 
     def rotate(self, token: str) -> str:
-        return self._fernet.rotate(token.encode()).decode()
+        """``token`` re-encrypted under the newest key (``gpubot secrets rotate``)."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise SecretKeyError("a stored password cannot be decrypted with any configured "
+                                 "key") from None
 
 
 def load_or_create_key_file(path: Path) -> list[str]:
-    """Keys from ``path`` (one per line, newest first); create it (0600) if missing."""
+    """Keys from ``path`` (one per line, newest first); create it (0600) if missing.
+
+    A file that anyone but its owner may read or write is refused, not warned about: by
+    then the key may have been copied (or replaced), and with it every stored password
+    is readable. The admin fixes the mode (and rotates, if in doubt) and starts again."""
     if path.exists():
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
-            log.warning("secret key file %s is readable by others (mode %o); chmod 600 it",
-                        path, mode)
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            raise SecretKeyError(f"the secret key file {path} is open to other users (mode "
+                                 f"{mode:o}); `chmod 600 {path}`, and if others may have "
+                                 f"read it, rotate the key (`gpubot secrets rotate`)")
+        keys = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        if not keys:
+            raise SecretKeyError(f"the secret key file {path} holds no key")
+        return keys
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Fernet.generate_key().decode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

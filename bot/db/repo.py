@@ -161,6 +161,20 @@ class LeaseRepo:
         if updated.rowcount == 0:  # type: ignore[attr-defined]
             self.s.execute(insert(gpu_usage).values(gpu_uuid=uuid, last_leased_at=now))
 
+    # ----------------------------------------------------------------- secrets
+    def password_tokens(self) -> list[tuple[int, str]]:
+        """(lease id, encrypted password) of every lease that still holds one."""
+        query = select(leases.c.id, leases.c.password_token).where(
+            leases.c.password_token.is_not(None)).order_by(leases.c.id)
+        return [(row.id, row.password_token) for row in self.s.execute(query)]
+
+    def replace_password_token(self, lease_id: int, *, old: str, new: str) -> bool:
+        """Compare and set: a token cleared or changed meanwhile (the lease ended) is
+        left as it is now. True if replaced."""
+        result = self.s.execute(update(leases).where(
+            leases.c.id == lease_id, leases.c.password_token == old).values(password_token=new))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     # ------------------------------------------------------------------- audit
     def audit(self, *, at: datetime, actor: str, action: str, lease_id: int | None = None,
               detail: str | None = None) -> None:
