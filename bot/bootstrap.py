@@ -21,17 +21,18 @@ from bot.domain.errors import GpuBackendUnavailable
 from bot.domain.policy import Policy
 from bot.domain.sizes import parse_size
 from bot.ports import Clock, ContainerRuntime, GpuInventory, Notifier
-from bot.scheduler import build_scheduler
+from bot.scheduler import PRUNE_JOB, build_scheduler
 from bot.security import SecretKeyError, Vault, load_or_create_key_file
 from bot.services.approvals import ApprovalService
 from bot.services.claim import ClaimService
-from bot.services.effects import register_lease_effects
+from bot.services.effects import register_lease_effects, register_start
 from bot.services.ending import LeaseEnder
 from bot.services.facade import UseCases
 from bot.services.grant import Granter
 from bot.services.leases import LeaseCommands
 from bot.services.lifecycle import LifecycleJobs
 from bot.services.outbox import Outbox
+from bot.services.queue import QueueService
 from bot.services.reconcile import Reconciler
 from bot.services.resources import LeaseConfig, Resources
 from bot.settings import Settings
@@ -143,8 +144,13 @@ class Gpubot:
     def jobs(self) -> dict[str, Any]:
         """The scheduler's jobs by name (``bot.scheduler.JOB_IDS``)."""
         jobs = {"expire": self.lifecycle.expire, "remind": self.lifecycle.remind,
-                "reconcile": self.reconciler.run}
+                "reconcile": self.reconciler.run, PRUNE_JOB: self.prune}
         return self.metrics.jobs(jobs) if self.metrics else jobs  # timed per run
+
+    def prune(self) -> int:
+        """Old audit and outbox rows go (GPUBOT_EFFECT_RETENTION, GPUBOT_AUDIT_RETENTION)."""
+        return self.outbox.prune(effects_older_than=self.settings.effect_retention,
+                                 audit_older_than=self.settings.audit_retention)
 
     def scheduler(self) -> BackgroundScheduler:
         return build_scheduler(self.jobs(), self.settings.tick_seconds,
@@ -154,8 +160,11 @@ class Gpubot:
 def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
           inventory: GpuInventory | None = None, runtime: ContainerRuntime | None = None,
           clock: Clock | None = None, vault: Vault | None = None,
-          policy: Policy | None = None, config: LeaseConfig | None = None) -> Gpubot:
-    """The graph from ``settings``; every part given is used instead of the real one."""
+          policy: Policy | None = None, config: LeaseConfig | None = None,
+          background: bool = True) -> Gpubot:
+    """The graph from ``settings``; every part given is used instead of the real one.
+    ``background=False`` runs queue passes in the thread that freed the capacity
+    (deterministic tests)."""
     from bot.adapters.clock import SystemClock
 
     res = Resources(db=db or Database(settings.database_url),
@@ -170,13 +179,17 @@ def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
     register_lease_effects(outbox, res)
     ender = LeaseEnder(outbox)
     granter = Granter(res)
-    claims = ClaimService(res, granter, outbox, ender)
+    queue = QueueService(res, granter, outbox, ender, background=background)
+    ender.on_capacity_freed(queue.kick)
+    claims = ClaimService(res, granter, outbox, ender, queue)
+    register_start(outbox, claims.start)
     lifecycle = LifecycleJobs(res, outbox, ender)
     use_cases = UseCases(claims=claims, leases=LeaseCommands(res, ender),
-                         approvals=ApprovalService(res, granter, outbox, ender), resources=res)
+                         approvals=ApprovalService(res, granter, outbox, ender, queue),
+                         queue=queue, resources=res)
     return Gpubot(settings=settings, resources=res, outbox=outbox, ender=ender,
                   use_cases=use_cases, lifecycle=lifecycle,
-                  reconciler=Reconciler(res, outbox, claims, lifecycle, ender))
+                  reconciler=Reconciler(res, outbox, claims, lifecycle, ender, queue))
 
 
 def build_cli(settings: Settings) -> Gpubot:

@@ -30,6 +30,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
 JOB_IDS = ("expire", "remind", "reconcile")
+# Run when given (bot.bootstrap.Gpubot.jobs gives it): deletes old audit and outbox rows.
+PRUNE_JOB, PRUNE_SECONDS = "prune", 3600.0
 DEFAULT_RECONCILE_SECONDS = 60.0
 
 
@@ -61,18 +63,21 @@ def build_scheduler(jobs: Mapping[str, Job], tick_seconds: float, *,
     """The scheduler, not yet started, over ``jobs`` (one callable per name in
     ``JOB_IDS``): ``expire`` and ``remind`` every ``tick_seconds``,
     ``reconcile`` every ``reconcile_seconds`` (default: a minute, or the tick if longer)
-    and once at start-up. The caller starts it and shuts it down
-    (``shutdown(wait=True)`` lets running jobs finish)."""
+    and once at start-up; ``prune``, when given, hourly. The caller starts it and shuts
+    it down (``shutdown(wait=True)`` lets running jobs finish)."""
     if tick_seconds <= 0:
         raise ValueError("tick_seconds must be positive")
     reconcile_every = reconcile_seconds or max(DEFAULT_RECONCILE_SECONDS, tick_seconds)
     scheduler = BackgroundScheduler(
         timezone=UTC,
-        executors={"default": ThreadPoolExecutor(max_workers=len(JOB_IDS))},
+        executors={"default": ThreadPoolExecutor(max_workers=len(JOB_IDS) + 1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
-    for job_id, every in (("expire", tick_seconds), ("remind", tick_seconds),
-                          ("reconcile", reconcile_every)):
+    every_job = [("expire", tick_seconds), ("remind", tick_seconds),
+                 ("reconcile", reconcile_every)]
+    if PRUNE_JOB in jobs:
+        every_job.append((PRUNE_JOB, PRUNE_SECONDS))
+    for job_id, every in every_job:
         extra: dict[str, Any] = {"next_run_time": now()} if job_id == "reconcile" else {}
         scheduler.add_job(guarded(job_id, jobs[job_id]), "interval",
                           seconds=every, id=job_id, name=f"gpubot {job_id}",

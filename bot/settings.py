@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(60.0, alias="GPUBOT_RECONCILE_SECONDS", gt=0, le=3600)
     starting_grace: Duration = Field(timedelta(minutes=10), alias="GPUBOT_STARTING_GRACE")
     effect_retry_after: Duration = Field(timedelta(minutes=10), alias="GPUBOT_EFFECT_RETRY_AFTER")
+    # Growth: acknowledged effects, and the rest of the audit trail, are deleted after
+    # these (the ``prune`` job); an effect never acknowledged is kept
+    effect_retention: Duration = Field(timedelta(days=7), alias="GPUBOT_EFFECT_RETENTION")
+    audit_retention: Duration = Field(timedelta(days=365), alias="GPUBOT_AUDIT_RETENTION")
 
     log_level: str = Field("INFO", alias="GPUBOT_LOG_LEVEL")
 
@@ -144,6 +148,13 @@ class Settings(BaseSettings):
             return None
         parse_listen_address(value)
         return value.strip()
+
+    @field_validator("effect_retention", "audit_retention")
+    @classmethod
+    def _check_retention(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=1):  # recent audit rows are still read (recoveries)
+            raise ValueError("keep rows at least a day, e.g. 7d")
+        return value
 
     @field_validator("port_range")
     @classmethod

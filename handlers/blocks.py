@@ -20,6 +20,7 @@ from handlers.grammar import HELP_EXAMPLES
 
 EXTEND, RELEASE, APPROVE, DENY, OPEN = ("gpu_extend", "gpu_release", "gpu_approve",
                                         "gpu_deny", "gpu_open")
+LEAVE = "gpu_leave"
 DENY_MODAL, DENY_REASON = "gpu_deny_modal", "gpu_deny_reason"
 Blocks = list[dict[str, Any]]
 GIB = 1024**3
@@ -93,9 +94,10 @@ def help_message(note: str | None = None) -> tuple[str, Blocks]:
 
 def access_message(lease: Lease, *, url: str, password: str, gpus: str,
                    extend_by: timedelta) -> tuple[str, Blocks]:
-    text = f"Your Jupyter on {gpus} is ready: {url}"
+    what = "Your GPU is ready: your Jupyter" if lease.queued_at else "Your Jupyter"
+    text = f"{what} on {gpus} is ready: {url}"
     return text, [
-        section(f":white_check_mark: *Your Jupyter on {gpus} is ready* (lease {lease.id})"),
+        section(f":white_check_mark: *{what} on {gpus} is ready* (lease {lease.id})"),
         {"type": "section", "fields": [
             {"type": "mrkdwn", "text": f"*URL*\n<{url}|{url}>"},
             {"type": "mrkdwn", "text": f"*Password*\n`{password}`"},
@@ -143,7 +145,11 @@ def approval_outcome(lease: Lease, *, approved: bool, by: str, reason: str | Non
 
 def decision_dm(lease: Lease, *, approved: bool, by: str, reason: str | None
                 ) -> tuple[str, Blocks]:
-    if approved:
+    if approved and lease.status is LeaseStatus.QUEUED:
+        text = (f"Your request (lease {lease.id}) was approved by {mention(by)}; no GPU is "
+                f"free right now, so it waits in the queue (`/gpu queue`). I'll DM you when "
+                f"it is yours.")
+    elif approved:
         text = f"Your request (lease {lease.id}) was approved by {mention(by)}; starting it now."
     else:
         text = (f"Your request (lease {lease.id}) was denied by {mention(by)}"
@@ -270,3 +276,42 @@ def _chunks(lines: Sequence[str], limit: int = 2900) -> Blocks:
     return blocks or [section("No GPUs found.")]
 
 
+# ------------------------------------------------------------------ the queue
+def asked_for(lease: Lease) -> str:
+    gpus = f"{lease.gpu_count} GPUs" if lease.gpu_count > 1 else "1 GPU"
+    return gpus + (f" ({lease.gpu_model})" if lease.gpu_model else "")
+
+
+def queued_message(lease: Lease, place: int | None) -> tuple[str, Blocks]:
+    where = f"#{place} in the queue" if place else "in the queue"
+    text = (f"No GPU is free for {asked_for(lease)} right now: lease {lease.id} is {where} "
+            f"for {asked_for(lease)}. I'll DM you when it is yours; its "
+            f"{format_duration(lease.duration)} count from then.")
+    return text, [section(f":hourglass: {text}"),
+                  {"type": "actions", "block_id": f"queue_{lease.id}",
+                   "elements": [button("Leave the queue", LEAVE, str(lease.id))]},
+                  context("`/gpu queue` shows the line; `/gpu leave` withdraws.")]
+
+
+def queue_message(line: Sequence[Lease], now: datetime) -> tuple[str, Blocks]:
+    if not line:
+        return "Nobody is waiting for a GPU.", [section("Nobody is waiting for a GPU.")]
+    rows = [f"*#{n}* <@{lease.user_id}>: {asked_for(lease)} for "
+            f"{format_duration(lease.duration)}, waiting since {when(lease.queued_at)} "
+            f"({format_duration(now - (lease.queued_at or now))})"
+            for n, lease in enumerate(line, 1)]
+    text = f"{len(line)} waiting for a GPU"
+    return text, [section(f"*{text}*"), section("\n".join(rows)[:3000]),
+                  context("Someone holding no GPU goes ahead of those who hold one; a large "
+                          "request that waited an hour reserves a server.")]
+
+
+def left_queue_text(lease: Lease) -> str:
+    return f"Lease {lease.id} left the queue."
+
+
+def queue_timeout_message(lease: Lease) -> tuple[str, Blocks]:
+    text = (f"Your request (lease {lease.id}, {asked_for(lease)}) waited too long in the "
+            f"queue and was withdrawn.")
+    return text, [section(f":hourglass: {text}"),
+                  context("Claim again with `/gpu claim`, or ask an admin about capacity.")]

@@ -38,6 +38,8 @@ class Verb(str, Enum):
     STATUS = "status"
     MINE = "mine"
     PASSWORD = "password"
+    QUEUE = "queue"  # DESIGN §4.1
+    LEAVE = "leave"
 
     def __str__(self) -> str:  # f"{verb}" gives "claim", not "Verb.CLAIM"
         return self.value
@@ -66,11 +68,11 @@ def parse(text: str | None, *, default_duration: timedelta,
         verb, args = Verb(words[0].lower()), words[1:]
     except ValueError:
         return Command(Verb.HELP, note=f"I don't know `{shown(words[0], 20)}`.")
-    if verb in {Verb.HELP, Verb.STATUS, Verb.MINE}:
+    if verb in {Verb.HELP, Verb.STATUS, Verb.MINE, Verb.QUEUE}:
         return Command(verb)
     if verb is Verb.CLAIM:
         return _claim(args, default_duration, max_lease)
-    if verb in {Verb.RELEASE, Verb.PASSWORD}:
+    if verb in {Verb.RELEASE, Verb.PASSWORD, Verb.LEAVE}:
         return Command(verb, lease_id=_lease(args, verb))
     if not args:
         raise DomainError("Say how much longer, e.g. `/gpu extend 4h` or "
@@ -127,4 +129,6 @@ HELP_EXAMPLES = (
     ("/gpu password [lease]", "your Jupyter link and password again, by DM"),
     ("/gpu release [lease]", "give the GPU back (your files stay)"),
     ("/gpu status", "every GPU: who has it, until when, how busy"),
+    ("/gpu queue", "who waits for a GPU, in order (a full server queues your claim)"),
+    ("/gpu leave [lease]", "leave the queue"),
 )

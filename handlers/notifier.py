@@ -121,6 +121,9 @@ class SlackNotifier:
     def container_died(self, lease: Lease, state: ContainerState) -> None:
         self._post(lease.user_id, blocks.died_message(lease, state), owed=True)
 
+    def queue_timed_out(self, lease: Lease) -> None:
+        self._post(lease.user_id, blocks.queue_timeout_message(lease), owed=True)
+
     # ------------------------------------------------------------- approvals
     def approval_requested(self, lease: Lease) -> None:
         """Show the request to the admins; if they cannot see it, tell its holder at once

@@ -38,5 +38,8 @@ class LogNotifier:
     def container_died(self, lease: Any, state: Any) -> None:
         log.warning("lease %s: container ended (%s)", lease.id, state)
 
+    def queue_timed_out(self, lease: Any) -> None:
+        log.info("lease %s left the queue: it waited too long", lease.id)
+
     def admin_alert(self, text: str) -> None:
         log.warning("admin alert: %s", text)

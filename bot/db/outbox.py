@@ -73,11 +73,33 @@ class OutboxStore:
                             done.c.action == a.c.action + DONE, done.c.id > a.c.id))) or 0
 
     def prune(self, *, kinds: Collection[str], before: datetime) -> int:
-        """Delete intents and acknowledgements older than ``before``."""
-        actions = [*kinds, *(k + DONE for k in kinds)]
-        result = self.session.execute(delete(audit).where(
-            audit.c.action.in_(actions), audit.c.at < before))
-        return int(getattr(result, "rowcount", 0) or 0)
+        """Delete acknowledged intents older than ``before``, then the acknowledgements
+        that no longer follow any intent. An intent never acknowledged is kept whatever
+        its age: it may still be owed (``owed``), or it records an effect that never
+        happened. An acknowledgement is deleted only with every intent before it, so no
+        old intent ever looks unacknowledged again."""
+        done, intent = audit.alias("d"), audit.alias("i")
+        intents = self.session.execute(delete(audit).where(
+            audit.c.action.in_(list(kinds)), audit.c.at < before,
+            exists().where(done.c.lease_id == audit.c.lease_id,
+                           done.c.action == audit.c.action + DONE, done.c.id > audit.c.id)))
+        acks = self.session.execute(delete(audit).where(
+            audit.c.action.in_([k + DONE for k in kinds]), audit.c.at < before,
+            ~exists().where(intent.c.lease_id == audit.c.lease_id,
+                            intent.c.action + DONE == audit.c.action,
+                            intent.c.id < audit.c.id)))
+        return _count(intents) + _count(acks)
+
+    def prune_audit(self, *, effect_kinds: Collection[str], before: datetime) -> int:
+        """Delete the rest of the audit trail (who claimed, released, approved...) older
+        than ``before``; intents and acknowledgements are ``prune``'s."""
+        outbox = [*effect_kinds, *(k + DONE for k in effect_kinds)]
+        return _count(self.session.execute(delete(audit).where(
+            audit.c.action.not_in(outbox), audit.c.at < before)))
+
+
+def _count(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def window(now: datetime, *, retry_after: timedelta, horizon: timedelta

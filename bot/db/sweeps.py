@@ -61,6 +61,10 @@ class SweepRepo:
         return self._claim(and_(leases.c.status == LeaseStatus.ACTIVE, leases.c.expires_at > now,
                                 or_(*unsent_and_due)), limit)
 
+    def claim_stale_queued(self, *, queued_before: datetime, limit: int) -> list[Lease]:
+        return self._claim(and_(leases.c.status == LeaseStatus.QUEUED,
+                                leases.c.queued_at <= queued_before), limit)
+
     def claim_stale_approvals(self, *, created_before: datetime, limit: int) -> list[Lease]:
         return self._claim(and_(leases.c.status == LeaseStatus.PENDING_APPROVAL,
                                 leases.c.created_at <= created_before), limit)

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from bot.db.engine import Session
 from bot.db.repo import LeaseRepo
-from bot.domain.errors import AlreadyDecided
+from bot.domain.errors import AlreadyDecided, NoGpuFree
 from bot.domain.lease import EndReason, Lease, LeaseStatus
 from bot.services.ending import AuditAs, Ending, LeaseEnder
 from bot.services.grant import Granter
 from bot.services.outbox import Effect, EffectKind, Outbox
+from bot.services.queue import QueueService
 from bot.services.resources import Resources
 
 
 class ApprovalService:
     def __init__(self, res: Resources, granter: Granter, outbox: Outbox,
-                 ender: LeaseEnder) -> None:
+                 ender: LeaseEnder, queue: QueueService) -> None:
         self.res, self.granter, self.outbox, self.ender = res, granter, outbox, ender
+        self.queue = queue
 
     def approve(self, *, lease_id: int, admin_id: str) -> Lease:
         """Grant a pending lease (the GPU is chosen now); call ``ClaimService.start``
-        next. Two admins clicking at once: the row lock orders them, the second sees
-        the decision already made and gets AlreadyDecided."""
+        next. With no GPU free it joins the queue. Two admins clicking at once: the row
+        lock orders them, the second sees the decision already made (AlreadyDecided)."""
         res, now = self.res, self.res.clock.now()
         res.policy.require_admin(admin_id)
         gpus = res.inventory.list_gpus()
@@ -28,9 +30,13 @@ class ApprovalService:
         def work(session: Session) -> Lease:
             repo = LeaseRepo(session)
             lease = _pending(repo, lease_id)
-            self.granter.grant(repo, lease, gpus, now=now)
-            lease.transition(LeaseStatus.STARTING, at=now)
             lease.decision_by = admin_id
+            try:
+                with session.begin_nested():  # a refused grant writes nothing
+                    self.granter.grant(repo, lease, gpus, now=now)
+                lease.transition(LeaseStatus.STARTING, at=now)
+            except NoGpuFree:
+                self.queue.enqueue(session, lease, gpus)
             repo.audit(at=now, actor=admin_id, action="approve", lease_id=lease_id)
             self.outbox.owe(session, [Effect(EffectKind.DECIDED, lease)])
             return lease

@@ -20,14 +20,16 @@ from bot.crashpoints import crashpoint
 from bot.db.engine import Session
 from bot.db.repo import LeaseRepo
 from bot.domain import allocation
-from bot.domain.errors import ContainerStartError, PortInUse
+from bot.domain.errors import ContainerStartError, NoGpuFree, PortInUse
 from bot.domain.gpus import describe_gpus
+from bot.domain.queue import could_ever_fit
 from bot.domain.lease import SYSTEM_ACTOR, EndReason, Lease, LeaseStatus
 from bot.ports import ContainerSpec
 from bot.security import hash_jupyter_password
 from bot.services.ending import AuditAs, Ending, LeaseEnder
 from bot.services.grant import Granter
 from bot.services.outbox import Effect, EffectKind, Outbox
+from bot.services.queue import NeverFits, QueueService, never_fits_message
 from bot.services.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -36,19 +38,23 @@ PORT_ATTEMPTS = 3  # ports tried when something outside gpubot listens on them
 
 class ClaimService:
     def __init__(self, res: Resources, granter: Granter, outbox: Outbox,
-                 ender: LeaseEnder) -> None:
+                 ender: LeaseEnder, queue: QueueService) -> None:
         self.res, self.granter, self.outbox, self.ender = res, granter, outbox, ender
+        self.queue = queue
 
     # ------------------------------------------------------------------ claim
     def claim(self, *, user_id: str, duration: timedelta, gpu_count: int = 1,
               model: str | None = None, channel_id: str | None = None) -> Lease:
         """Create the lease: granted at once (status ``starting``; call ``start``
-        next), or ``pending_approval`` when the policy wants an admin. Raises a
-        DomainError (limit, bounds, no GPU free) and then nothing is written."""
+        next), ``queued`` when no GPU that fits is free (or others wait already), or
+        ``pending_approval`` when the policy wants an admin. Raises a DomainError (limit,
+        bounds, a request no server could ever satisfy) and then nothing is written."""
         res, now = self.res, self.res.clock.now()
         needs_approval = res.policy.needs_approval(duration=duration, gpu_count=gpu_count)
-        gpus = [] if needs_approval and not model else res.inventory.list_gpus()
+        gpus = res.inventory.list_gpus()
         allocation.require_known_model(gpus, model)  # a typo is refused, never waited for
+        if not could_ever_fit(gpus, count=gpu_count, model=model):
+            raise NeverFits(never_fits_message(gpus, count=gpu_count, model=model))
 
         def work(session: Session) -> Lease:
             repo = LeaseRepo(session)
@@ -61,8 +67,14 @@ class ClaimService:
                           channel_id=channel_id)
             if needs_approval:
                 repo.add(lease)
+            elif self.queue.has_waiting(session):  # behind those who came first
+                self.queue.enqueue(session, lease, gpus)
             else:
-                self.granter.grant(repo, lease, gpus, now=now)  # adds it once a GPU is free
+                try:
+                    with session.begin_nested():  # a refused grant writes nothing
+                        self.granter.grant(repo, lease, gpus, now=now)  # adds it once granted
+                except NoGpuFree:
+                    self.queue.enqueue(session, lease, gpus)
             repo.audit(at=now, actor=user_id, action="claim", lease_id=lease.id,
                        detail=f"{duration} x{gpu_count}{' ' + model if model else ''}")
             return lease
@@ -71,6 +83,8 @@ class ClaimService:
         crashpoint("claim.after_lease_row")
         if needs_approval:
             res.notifier.approval_requested(lease)
+        elif lease.status is LeaseStatus.QUEUED:
+            self.queue.kick()  # it may fit behind a request that does not
         return lease
 
     # ------------------------------------------------------------------ start

@@ -4,6 +4,7 @@ whether a redo after a crash still makes sense for the lease as it is then."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from bot.db.engine import Session
@@ -57,6 +58,9 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
     def died(effect: Effect) -> None:
         res.notifier.container_died(effect.lease, ContainerState.from_json(effect.detail))
 
+    def queue_timed_out(effect: Effect) -> None:
+        res.notifier.queue_timed_out(effect.lease)
+
     def decided(effect: Effect) -> None:
         lease = effect.lease
         res.notifier.approval_decided(lease, approved=lease.status is not LeaseStatus.DENIED,
@@ -83,5 +87,14 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
         EffectKind.CONTAINER_DIED: EffectType(died, ended_as(LeaseStatus.FAILED)),
         EffectKind.DECIDED: EffectType(decided, decision_stands),
         EffectKind.APPROVAL_TIMEOUT: EffectType(decided, ended_as(LeaseStatus.DENIED)),
+        EffectKind.QUEUE_TIMEOUT: EffectType(queue_timed_out, ended_as(LeaseStatus.EXPIRED)),
     }.items():
         outbox.register(kind, effect_type)
+
+
+def register_start(outbox: Outbox, start: Callable[[int], object]) -> None:
+    """A lease granted from the queue starts after the grant commits (and again after a
+    crash: ``start`` is idempotent)."""
+    outbox.register(EffectKind.START, EffectType(
+        lambda effect: start(effect.lease.id or 0),
+        lambda lease, now: lease.status is LeaseStatus.STARTING))

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.gpus import GpuInfo
+from bot.domain.lease import Lease
 from bot.services.approvals import ApprovalService
 from bot.services.claim import ClaimService
 from bot.services.leases import LeaseCommands
+from bot.services.queue import QueueService
 from bot.services.resources import Resources
-from bot.services.views import GpuRow, LeaseRow, gpu_table, list_leases
+from bot.services.views import GpuRow, LeaseRow, gpu_table, list_leases, why_waiting
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class UseCases:
     claims: ClaimService
     leases: LeaseCommands
     approvals: ApprovalService
+    queue: QueueService
     resources: Resources
 
     @property
@@ -47,6 +50,9 @@ class UseCases:
 
     def leases_of(self, user_id: str, *, gpus: list[GpuInfo] | None = None) -> list[LeaseRow]:
         return list_leases(self.resources, user_id=user_id, gpus=gpus)
+
+    def why_waiting(self, lease: Lease) -> str:
+        return why_waiting(self.resources, lease)
 
     def all_leases(self, *, include_ended: bool = False) -> list[LeaseRow]:
         return list_leases(self.resources, include_ended=include_ended)

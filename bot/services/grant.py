@@ -17,6 +17,7 @@ from bot.domain import allocation
 from bot.domain.errors import DomainError, NoGpuFree
 from bot.domain.gpus import GpuInfo
 from bot.domain.lease import Lease, container_name
+from bot.domain.queue import why_no_gpu
 from bot.security import generate_password
 from bot.services.resources import Resources
 
@@ -48,7 +49,7 @@ class Granter:
         for _ in range(len(gpus) + 1):
             chosen = choose(taken, last)
             if chosen is None:
-                raise NoGpuFree(no_gpu_message(gpus, taken, lease, cfg.busy_memory_bytes))
+                raise NoGpuFree(why_no_gpu(gpus, taken, lease, cfg.busy_memory_bytes))
             if last is None:  # the same candidates, now least recently leased first
                 last = repo.last_leased(g.uuid for g in gpus)
                 chosen = choose(taken, last) or chosen
@@ -103,20 +104,3 @@ class Granter:
             self.res.notifier.admin_alert(text)
         except Exception:  # best effort: the GPU is withheld either way
             log.exception("could not alert the admins")
-
-
-def no_gpu_message(gpus: Sequence[GpuInfo], taken: set[str], lease: Lease,
-                   busy_memory_bytes: int) -> str:
-    model = f" {lease.gpu_model}" if lease.gpu_model else ""
-    matching = [g for g in gpus if allocation.matches_model(g, lease.gpu_model)]
-    if lease.gpu_model and not matching:
-        return f"There is no{model} GPU here. /gpu status lists the models."
-    leased = sum(1 for g in matching if g.uuid in taken)
-    busy = sum(1 for g in matching if g.uuid not in taken and g.healthy
-               and not allocation.is_idle(g, busy_memory_bytes=busy_memory_bytes))
-    sick = sum(1 for g in matching if not g.healthy)
-    detail = ", ".join(f"{n} {what}" for n, what in ((leased, "leased"), (busy, "busy outside "
-                       "gpubot"), (sick, "unhealthy")) if n)
-    want = f"{lease.gpu_count}{model} GPUs" if lease.gpu_count > 1 else f"a{model} GPU"
-    return (f"No GPU free for {want} right now ({len(matching)} in all"
-            f"{': ' + detail if detail else ''}). /gpu status shows when leases end.")

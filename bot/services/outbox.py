@@ -46,6 +46,7 @@ class EffectKind(str, Enum):
     """The action names of intent rows; stable, since old rows are read back."""
 
     STOP = "stop"  # stop the lease's container, then free its port
+    START = "start"  # start a lease granted from the queue
     ACCESS = "access"  # the access DM
     CLAIM_FAILED = "claim_failed"
     EXPIRE = "expire"  # the "your lease has ended" DM
@@ -53,6 +54,7 @@ class EffectKind(str, Enum):
     CONTAINER_DIED = "container_died"
     DECIDED = "decided"  # an approval decision, to the requester and the admin channel
     APPROVAL_TIMEOUT = "approval_timeout"
+    QUEUE_TIMEOUT = "queue_timeout"  # the request waited too long; its holder is told
 
 
 class UnknownEffect(Exception):
@@ -184,3 +186,16 @@ class Outbox:
         """Intents within the horizon not yet acknowledged (for metrics)."""
         since = self.clock.now() - self.horizon - self.retry_after
         return self.db.run(lambda s: OutboxStore(s).count_owed(kinds=self.kinds, since=since))
+
+    def prune(self, *, effects_older_than: timedelta, audit_older_than: timedelta) -> int:
+        """Delete acknowledged effects older than the first, the rest of the audit trail
+        older than the second (the ``prune`` job); an unacknowledged intent is never
+        deleted. Returns the rows deleted."""
+        now = self.clock.now()
+
+        def work(session: Session) -> int:
+            store = OutboxStore(session)
+            return (store.prune(kinds=self.kinds, before=now - effects_older_than)
+                    + store.prune_audit(effect_kinds=self.kinds, before=now - audit_older_than))
+
+        return self.db.run(work)

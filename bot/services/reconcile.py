@@ -27,6 +27,8 @@ Policies (each step runs on its own; one failing step or lease does not stop the
   exist; a warning is logged). A port of an ended lease is freed once the engine no
   longer lists its container (its owed stop was lost past the outbox's horizon).
 - **Owed effects.** ``Outbox.resume``: what a crashed (or failing) process owed.
+- **The queue.** Requests past ``GPUBOT_QUEUE_TIMEOUT`` end; then a pass grants what fits
+  (a GPU back in service, or a capacity-freed signal lost in a crash).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from bot.services.effects import APPROVAL_TIMEOUT_REASON
 from bot.services.ending import Ending, LeaseEnder
 from bot.services.lifecycle import LifecycleJobs
 from bot.services.outbox import EffectKind, Outbox
+from bot.services.queue import QueueService
 from bot.services.resources import Resources
 from bot.services.sweep import sweep
 
@@ -66,6 +69,8 @@ class ReconcileReport:
     approvals_timed_out: int = 0
     allocations_repaired: int = 0
     effects_resumed: int = 0
+    queue_granted: int = 0
+    queue_timed_out: int = 0
     failed_steps: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -78,14 +83,15 @@ class ReconcileReport:
 
 class Reconciler:
     def __init__(self, res: Resources, outbox: Outbox, claims: ClaimService,
-                 lifecycle: LifecycleJobs, ender: LeaseEnder) -> None:
+                 lifecycle: LifecycleJobs, ender: LeaseEnder, queue: QueueService) -> None:
         self.res, self.outbox, self.claims = res, outbox, claims
-        self.lifecycle, self.ender = lifecycle, ender
+        self.lifecycle, self.ender, self.queue = lifecycle, ender, queue
 
     def run(self) -> ReconcileReport:
         report = ReconcileReport()
         for name, step in (("containers", self.containers), ("approvals", self.approvals),
-                           ("allocations", self.allocations), ("effects", self.resume)):
+                           ("allocations", self.allocations), ("effects", self.resume),
+                           ("queue", self.waiting)):
             try:
                 step(report)
             except Exception:
@@ -188,6 +194,11 @@ class Reconciler:
             log.warning("deleted %d GPU allocation row(s) of leases that are not live",
                         repaired)
         report.count("allocations_repaired", repaired)
+
+    # ------------------------------------------------------------------ queue
+    def waiting(self, report: ReconcileReport) -> None:
+        report.count("queue_timed_out", self.queue.expire_waiting())
+        report.count("queue_granted", len(self.queue.grant_waiting()))
 
     # ---------------------------------------------------------- owed effects
     def resume(self, report: ReconcileReport) -> None:

@@ -29,6 +29,8 @@ class LeaseConfig:
     effect_horizon: timedelta = timedelta(hours=24)  # redone after this, until this
     batch_size: int = 200  # leases claimed per sweep transaction
     start_heartbeat: timedelta = timedelta(seconds=30)  # a running start says so this often
+    queue_timeout: timedelta = timedelta(hours=24)  # a request waits in line this long at most
+    queue_reserve_after: timedelta = timedelta(hours=1)  # a large request then reserves a host
 
     @property
     def start_patience(self) -> timedelta:

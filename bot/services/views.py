@@ -11,6 +11,7 @@ from bot.domain import allocation
 from bot.domain.durations import format_duration
 from bot.domain.gpus import GpuInfo, gpu_label
 from bot.domain.lease import OPEN, Lease
+from bot.domain.queue import why_no_gpu
 from bot.services.resources import Resources
 
 
@@ -73,6 +74,14 @@ def gpu_table(res: Resources) -> list[GpuRow]:
             state = GpuState.FREE
         rows.append(GpuRow(gpu, state, lease))
     return rows
+
+
+def why_waiting(res: Resources, lease: Lease) -> str:
+    """Why a queued request is not granted now, in the words a refusal used to have."""
+    gpus = _safe_gpus(res)
+    with res.db.transaction() as session:
+        taken = LeaseRepo(session).taken_gpus()
+    return why_no_gpu(gpus, taken, lease, res.config.busy_memory_bytes)
 
 
 def _safe_gpus(res: Resources) -> list[GpuInfo]:

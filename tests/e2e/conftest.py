@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import pytest
 
 from tests.infra import docker_engine as eng
@@ -94,6 +95,12 @@ def stop(bot: ServedBot, docker_client) -> None:
                                                    ignore_removed=True):
         if container.labels.get("gpubot.user", "").startswith("U0"):
             container.remove(force=True)
+    for network in docker_client.networks.list(filters={"label": "gpubot.lease"}):
+        if (network.attrs.get("Labels") or {}).get("gpubot.host", "").startswith("e2e-"):
+            try:  # the served bots' lease networks: the next bot starts at lease 1 again
+                network.remove()
+            except docker.errors.APIError:
+                pass  # still in use by a container another test owns
 
 
 def _listening(port: int) -> bool:

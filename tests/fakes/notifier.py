@@ -56,5 +56,8 @@ class RecordingNotifier:
     def container_died(self, lease: Any, state: Any) -> None:
         self._add("container_died", lease, state=state)
 
+    def queue_timed_out(self, lease: Any) -> None:
+        self._add("queue_timed_out", lease)
+
     def admin_alert(self, text: str) -> None:
         self._add("admin_alert", None, text=text)

@@ -17,6 +17,7 @@ from bot.services.approvals import ApprovalService
 from bot.services.claim import ClaimService
 from bot.services.leases import LeaseCommands
 from bot.services.lifecycle import LifecycleJobs
+from bot.services.queue import QueueService
 from bot.services.reconcile import Reconciler
 from bot.services.resources import LeaseConfig, Resources
 from bot.settings import Settings
@@ -64,6 +65,10 @@ class Harness:
         return self.gpubot.use_cases.approvals
 
     @property
+    def queue(self) -> QueueService:
+        return self.gpubot.use_cases.queue
+
+    @property
     def lifecycle(self) -> LifecycleJobs:
         return self.gpubot.lifecycle
 
@@ -76,8 +81,10 @@ def build_harness(db: Database, *, inventory: Any = None, runtime: Any = None,
                   clock: FakeClock | None = None, policy: Policy | None = None,
                   workspace_root: Path = Path("/tmp/gpubot-ws"),
                   port_range: tuple[int, int] = (8800, 8899), notifier: Any = None,
-                  settings: Settings | None = None, **config: Any) -> Harness:
-    """``config``: more LeaseConfig fields (timeouts, batch_size, …)."""
+                  settings: Settings | None = None, background: bool = False,
+                  **config: Any) -> Harness:
+    """``config``: more LeaseConfig fields (timeouts, batch_size, …). Queue passes run in
+    the thread that freed the capacity unless ``background``."""
     if runtime is None:
         from tests.fakes.containers import FakeContainerRuntime
 
@@ -86,7 +93,7 @@ def build_harness(db: Database, *, inventory: Any = None, runtime: Any = None,
     clock = clock or FakeClock()
     notifier = notifier or RecordingNotifier()
     gpubot = build(settings or Settings(), notifier=notifier, db=db, inventory=inventory,
-                   runtime=runtime, clock=clock, vault=Vault([TEST_KEY]),
+                   runtime=runtime, clock=clock, vault=Vault([TEST_KEY]), background=background,
                    policy=policy or make_policy(),
                    config=LeaseConfig(host="gpu-host-1", port_range=port_range,
                                       public_host="gpu.lab.example",
