@@ -91,7 +91,9 @@ def make_config(settings: Settings) -> LeaseConfig:
                        approval_timeout=settings.approval_timeout,
                        extend_by=settings.default_lease,
                        starting_grace=settings.starting_grace,
-                       effect_retry_after=settings.effect_retry_after)
+                       effect_retry_after=settings.effect_retry_after,
+                       queue_timeout=settings.queue_timeout,
+                       queue_reserve_after=settings.queue_reserve_after)
 
 
 def make_inventory(settings: Settings) -> GpuInventory:

@@ -136,6 +136,15 @@ class Settings(BaseSettings):
     effect_retention: Duration = Field(timedelta(days=7), alias="GPUBOT_EFFECT_RETENTION")
     audit_retention: Duration = Field(timedelta(days=365), alias="GPUBOT_AUDIT_RETENTION")
 
+    # Contention (DESIGN §4.1): the queue and idle reclaim
+    queue_timeout: Duration = Field(timedelta(hours=24), alias="GPUBOT_QUEUE_TIMEOUT")
+    queue_reserve_after: Duration = Field(timedelta(hours=1),
+                                          alias="GPUBOT_QUEUE_RESERVE_AFTER")
+    idle_util_percent: int = Field(5, alias="GPUBOT_IDLE_UTIL_PERCENT", ge=0, le=100)
+    idle_warn_after: Duration = Field(timedelta(hours=1), alias="GPUBOT_IDLE_WARN_AFTER")
+    idle_reclaim_after: Duration = Field(timedelta(hours=2), alias="GPUBOT_IDLE_RECLAIM_AFTER")
+    idle_snooze: Duration = Field(timedelta(hours=2), alias="GPUBOT_IDLE_SNOOZE")
+
     log_level: str = Field("INFO", alias="GPUBOT_LOG_LEVEL")
 
     # Operations: Prometheus /metrics on address:port; unset = off

@@ -29,8 +29,12 @@ def release(bot: UseCases, user: str, lease_id: int) -> str:
     return blocks.released_text(bot.leases.release(user_id=user, lease_id=lease_id))
 
 
+def leave(bot: UseCases, user: str, lease_id: int) -> str:
+    return blocks.left_queue_text(bot.queue.leave(user_id=user, lease_id=lease_id))
+
+
 LEASE_BUTTONS: dict[str, Callable[[UseCases, str, int], str]] = {
-    blocks.EXTEND: extend, blocks.RELEASE: release}  # a holder's buttons: (user, lease) → answer
+    blocks.EXTEND: extend, blocks.RELEASE: release, blocks.LEAVE: leave}  # a holder's buttons: (user, lease) → answer
 
 
 def approve(bot: UseCases, admin: str, lease_id: int) -> None:

@@ -282,12 +282,12 @@ def asked_for(lease: Lease) -> str:
     return gpus + (f" ({lease.gpu_model})" if lease.gpu_model else "")
 
 
-def queued_message(lease: Lease, place: int | None) -> tuple[str, Blocks]:
+def queued_message(lease: Lease, place: int | None, *, why: str = "") -> tuple[str, Blocks]:
     where = f"#{place} in the queue" if place else "in the queue"
-    text = (f"No GPU is free for {asked_for(lease)} right now: lease {lease.id} is {where} "
-            f"for {asked_for(lease)}. I'll DM you when it is yours; its "
-            f"{format_duration(lease.duration)} count from then.")
+    text = (f"Lease {lease.id} is {where} for {asked_for(lease)}. I'll DM you when it is "
+            f"yours; its {format_duration(lease.duration)} count from then.")
     return text, [section(f":hourglass: {text}"),
+                  *([context(why)] if why else []),
                   {"type": "actions", "block_id": f"queue_{lease.id}",
                    "elements": [button("Leave the queue", LEAVE, str(lease.id))]},
                   context("`/gpu queue` shows the line; `/gpu leave` withdraws.")]

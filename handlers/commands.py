@@ -47,6 +47,10 @@ def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
         if lease.status is LeaseStatus.PENDING_APPROVAL:
             say(blocks.waiting_for_approval(lease))
             return
+        if lease.status is LeaseStatus.QUEUED:
+            say(blocks.queued_message(lease, bot.queue.place(lease.id),
+                                      why=bot.why_waiting(lease)))
+            return
         say(blocks.progress_message(
             lease, f"Lease {lease.id} granted for {format_duration(lease.duration)}. "
                    f"I'm starting Jupyter and will DM you the link and password."))
@@ -59,6 +63,11 @@ def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
         lease = bot.leases.extend(user_id=user, duration=cmd.duration,
                                        lease_id=cmd.lease_id)
         say((blocks.extended_text(lease), []))
+    elif cmd.verb == "queue":
+        say(blocks.queue_message(bot.queue.line(), now))
+    elif cmd.verb == "leave":
+        lease = bot.queue.leave(user_id=user, lease_id=cmd.lease_id)
+        say((blocks.left_queue_text(lease), []))
     elif cmd.verb == "password":
         lease = bot.leases.resend_access(user_id=user, lease_id=cmd.lease_id)
         say((f"I sent the link and password for lease {lease.id} by DM.", []))

@@ -70,6 +70,7 @@ def _default_users() -> tuple[User, ...]:
         User("U0ALICE001", "alice", "Alice Admin", is_admin=True),
         User("U0BOB00002", "bob", "Bob Builder"),
         User("U0CAROL003", "carol", "Carol Coder"),
+        User("U0DAVE0004", "dave", "Dave Developer"),
     )
 
 
