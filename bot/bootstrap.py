@@ -17,11 +17,13 @@ from sqlalchemy.engine import make_url
 
 from bot.db import migrate
 from bot.db.engine import Database
+from bot.adapters.jupyter_probe import HttpJupyterProbe
 from bot.domain.errors import GpuBackendUnavailable
+from bot.domain.idle import IdleRules
 from bot.domain.policy import Policy
 from bot.domain.sizes import parse_size
-from bot.ports import Clock, ContainerRuntime, GpuInventory, Notifier
-from bot.scheduler import PRUNE_JOB, build_scheduler
+from bot.ports import Clock, ContainerRuntime, GpuInventory, JupyterProbe, Notifier
+from bot.scheduler import PRUNE_JOB, SAMPLE_JOB, build_scheduler
 from bot.security import SecretKeyError, Vault, load_or_create_key_file
 from bot.services.approvals import ApprovalService
 from bot.services.claim import ClaimService
@@ -29,6 +31,7 @@ from bot.services.effects import register_lease_effects, register_start
 from bot.services.ending import LeaseEnder
 from bot.services.facade import UseCases
 from bot.services.grant import Granter
+from bot.services.idle import IdleService
 from bot.services.leases import LeaseCommands
 from bot.services.lifecycle import LifecycleJobs
 from bot.services.outbox import Outbox
@@ -93,7 +96,11 @@ def make_config(settings: Settings) -> LeaseConfig:
                        starting_grace=settings.starting_grace,
                        effect_retry_after=settings.effect_retry_after,
                        queue_timeout=settings.queue_timeout,
-                       queue_reserve_after=settings.queue_reserve_after)
+                       queue_reserve_after=settings.queue_reserve_after,
+                       idle=IdleRules(util_percent=settings.idle_util_percent,
+                                      warn_after=settings.idle_warn_after,
+                                      reclaim_after=settings.idle_reclaim_after,
+                                      snooze=settings.idle_snooze))
 
 
 def make_inventory(settings: Settings) -> GpuInventory:
@@ -146,7 +153,8 @@ class Gpubot:
     def jobs(self) -> dict[str, Any]:
         """The scheduler's jobs by name (``bot.scheduler.JOB_IDS``)."""
         jobs = {"expire": self.lifecycle.expire, "remind": self.lifecycle.remind,
-                "reconcile": self.reconciler.run, PRUNE_JOB: self.prune}
+                "reconcile": self.reconciler.run, PRUNE_JOB: self.prune,
+                SAMPLE_JOB: self.use_cases.idle.sample}
         return self.metrics.jobs(jobs) if self.metrics else jobs  # timed per run
 
     def prune(self) -> int:
@@ -163,7 +171,7 @@ def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
           inventory: GpuInventory | None = None, runtime: ContainerRuntime | None = None,
           clock: Clock | None = None, vault: Vault | None = None,
           policy: Policy | None = None, config: LeaseConfig | None = None,
-          background: bool = True) -> Gpubot:
+          probe: JupyterProbe | None = None, background: bool = True) -> Gpubot:
     """The graph from ``settings``; every part given is used instead of the real one.
     ``background=False`` runs queue passes in the thread that freed the capacity
     (deterministic tests)."""
@@ -186,9 +194,11 @@ def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
     claims = ClaimService(res, granter, outbox, ender, queue)
     register_start(outbox, claims.start)
     lifecycle = LifecycleJobs(res, outbox, ender)
+    idle = IdleService(res, probe or HttpJupyterProbe(host=settings.bind_address), outbox,
+                       ender, cfg.idle)
     use_cases = UseCases(claims=claims, leases=LeaseCommands(res, ender),
                          approvals=ApprovalService(res, granter, outbox, ender, queue),
-                         queue=queue, resources=res)
+                         queue=queue, idle=idle, resources=res)
     return Gpubot(settings=settings, resources=res, outbox=outbox, ender=ender,
                   use_cases=use_cases, lifecycle=lifecycle,
                   reconciler=Reconciler(res, outbox, claims, lifecycle, ender, queue))
@@ -320,7 +330,8 @@ def build_console(settings: Settings, *, users: list[str], inventory: GpuInvento
 
     screen = Screen(out or sys.stdout, user=users[0])
     notifier = ConsoleNotifier(screen, admin_channel=settings.admin_channel,
-                               extend_by=settings.default_lease, gpus=inventory.list_gpus)
+                               extend_by=settings.default_lease, gpus=inventory.list_gpus,
+                               admins=settings.admins)
     gpubot = build(settings, notifier=notifier, inventory=inventory, runtime=runtime)
     console = Console(gpubot.use_cases, screen, users=users, history=history,
                       read=read or input)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.domain.containers import ContainerState, ContainerStatus  # noqa: F401 (re-exported)
 from bot.domain.gpus import DriverInfo, GpuInfo, GpuProcess  # noqa: F401 (re-exported)
+from bot.domain.idle import JupyterActivity
 
 if TYPE_CHECKING:
     from bot.domain.lease import Lease
@@ -127,7 +128,26 @@ class Notifier(Protocol):
 
     def queue_timed_out(self, lease: Lease) -> None: ...
 
+    def idle_warning(self, lease: Lease, reclaim_at: datetime) -> None: ...
+
+    def idle_reclaimed(self, lease: Lease, workspace: str) -> None: ...
+
+    def approval_withdrawn(self, lease: Lease) -> None: ...
+
     def admin_alert(self, text: str) -> None: ...
+
+
+class JupyterProbe(Protocol):
+    """How busy a lease's Jupyter is, from its own REST API (the idle sampler's second
+    half; GPU utilization alone misses a notebook that launches small kernels)."""
+
+    def activity(self, lease: Lease, password: str) -> JupyterActivity | None:
+        """None when it cannot tell (not answering, refused): never counted as quiet."""
+        ...
+
+    def forget(self, lease_id: int) -> None:
+        """The lease ended: drop what was kept to reach it (a login session)."""
+        ...
 
 
 class Clock(Protocol):

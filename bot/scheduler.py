@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 JOB_IDS = ("expire", "remind", "reconcile")
 # Run when given (bot.bootstrap.Gpubot.jobs gives it): deletes old audit and outbox rows.
 PRUNE_JOB, PRUNE_SECONDS = "prune", 3600.0
+SAMPLE_JOB = "sample"  # idle reclaim and usage, every tick
 DEFAULT_RECONCILE_SECONDS = 60.0
 
 
@@ -63,18 +64,20 @@ def build_scheduler(jobs: Mapping[str, Job], tick_seconds: float, *,
     """The scheduler, not yet started, over ``jobs`` (one callable per name in
     ``JOB_IDS``): ``expire`` and ``remind`` every ``tick_seconds``,
     ``reconcile`` every ``reconcile_seconds`` (default: a minute, or the tick if longer)
-    and once at start-up; ``prune``, when given, hourly. The caller starts it and shuts
+    and once at start-up; ``sample``, when given, every tick; ``prune`` hourly. The caller starts it and shuts
     it down (``shutdown(wait=True)`` lets running jobs finish)."""
     if tick_seconds <= 0:
         raise ValueError("tick_seconds must be positive")
     reconcile_every = reconcile_seconds or max(DEFAULT_RECONCILE_SECONDS, tick_seconds)
     scheduler = BackgroundScheduler(
         timezone=UTC,
-        executors={"default": ThreadPoolExecutor(max_workers=len(JOB_IDS) + 1)},
+        executors={"default": ThreadPoolExecutor(max_workers=len(JOB_IDS) + 2)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
     every_job = [("expire", tick_seconds), ("remind", tick_seconds),
                  ("reconcile", reconcile_every)]
+    if SAMPLE_JOB in jobs:
+        every_job.append((SAMPLE_JOB, tick_seconds))
     if PRUNE_JOB in jobs:
         every_job.append((PRUNE_JOB, PRUNE_SECONDS))
     for job_id, every in every_job:

@@ -33,8 +33,13 @@ def leave(bot: UseCases, user: str, lease_id: int) -> str:
     return blocks.left_queue_text(bot.queue.leave(user_id=user, lease_id=lease_id))
 
 
+def still_using(bot: UseCases, user: str, lease_id: int) -> str:
+    return blocks.still_using_text(bot.idle.still_using(user_id=user, lease_id=lease_id))
+
+
 LEASE_BUTTONS: dict[str, Callable[[UseCases, str, int], str]] = {
-    blocks.EXTEND: extend, blocks.RELEASE: release, blocks.LEAVE: leave}  # a holder's buttons: (user, lease) → answer
+    blocks.EXTEND: extend, blocks.RELEASE: release, blocks.LEAVE: leave,
+    blocks.STILL_USING: still_using}  # a holder's buttons: (user, lease) → answer
 
 
 def approve(bot: UseCases, admin: str, lease_id: int) -> None:

@@ -20,7 +20,7 @@ from handlers.grammar import HELP_EXAMPLES
 
 EXTEND, RELEASE, APPROVE, DENY, OPEN = ("gpu_extend", "gpu_release", "gpu_approve",
                                         "gpu_deny", "gpu_open")
-LEAVE = "gpu_leave"
+LEAVE, STILL_USING = "gpu_leave", "gpu_still_using"
 DENY_MODAL, DENY_REASON = "gpu_deny_modal", "gpu_deny_reason"
 Blocks = list[dict[str, Any]]
 GIB = 1024**3
@@ -171,17 +171,53 @@ def reminder_message(lease: Lease, remaining: timedelta, *, extend_by: timedelta
                   lease_buttons(lease, extend_by=extend_by)]
 
 
+def receipt(lease: Lease, now: datetime | None = None) -> str:
+    """What a lease used: GPU-hours, mean and peak utilization, peak memory, idle share."""
+    start, end = lease.started_at, lease.ended_at or now
+    hours = ((end - start).total_seconds() / 3600 * lease.gpu_count) if start and end else 0.0
+    parts = [f"{hours:.1f} GPU-hours"]
+    if lease.util_samples:
+        parts += [f"utilization mean {lease.util_sum / lease.util_samples:.0f} %, peak "
+                  f"{lease.util_peak} %", f"peak memory {lease.mem_peak_mib / 1024:.1f} GiB",
+                  f"idle {100 * lease.idle_samples / lease.util_samples:.0f} % of samples"]
+    return "Receipt: " + "; ".join(parts) + "."
+
+
 def expired_message(lease: Lease, workspace: str) -> tuple[str, Blocks]:
     text = f"Lease {lease.id} has ended and its Jupyter stopped. Your files are kept."
     return text, [section(f":checkered_flag: {text}"),
                   context(f"They are in `{workspace}` on the server, and in `/workspace` of "
-                          f"your next lease.")]
+                          f"your next lease."), context(receipt(lease))]
 
 
 def died_message(lease: Lease, state: ContainerState) -> tuple[str, Blocks]:
     text = f"Lease {lease.id}: your Jupyter container {what_happened(state)}."
     return text, [section(f":warning: {text}"),
-                  context("Your files are kept. `/gpu claim` starts a new one.")]
+                  context("Your files are kept. `/gpu claim` starts a new one."),
+                  context(receipt(lease))]
+
+
+def idle_warning_message(lease: Lease, reclaim_at: datetime) -> tuple[str, Blocks]:
+    text = (f"Lease {lease.id} looks idle (its GPUs unused, Jupyter quiet) while someone "
+            f"waits for a GPU: it will be reclaimed {when(reclaim_at)} unless you use it.")
+    return text, [section(f":zzz: {text}"),
+                  {"type": "actions", "block_id": f"idle_{lease.id}",
+                   "elements": [button("I'm still using it", STILL_USING, str(lease.id),
+                                       style="primary")]},
+                  context("Reclaiming stops Jupyter; your files stay in your workspace.")]
+
+
+def idle_reclaimed_message(lease: Lease, workspace: str) -> tuple[str, Blocks]:
+    text = (f"Lease {lease.id} was idle while others waited for a GPU, so it was reclaimed. "
+            f"Your files are kept.")
+    return text, [section(f":checkered_flag: {text}"),
+                  context(f"They are in `{workspace}` on the server; `/gpu claim` starts a "
+                          f"new lease."), context(receipt(lease))]
+
+
+def still_using_text(lease: Lease) -> str:
+    return (f"Lease {lease.id} is yours; idleness counts again from "
+            f"{when(lease.snoozed_until)}.")
 
 
 # ------------------------------------------------------------- status views

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.client import HTTPException
 from typing import Any
 
@@ -123,6 +123,12 @@ class SlackNotifier:
 
     def queue_timed_out(self, lease: Lease) -> None:
         self._post(lease.user_id, blocks.queue_timeout_message(lease), owed=True)
+
+    def idle_warning(self, lease: Lease, reclaim_at: datetime) -> None:
+        self._post(lease.user_id, blocks.idle_warning_message(lease, reclaim_at), owed=True)
+
+    def idle_reclaimed(self, lease: Lease, workspace: str) -> None:
+        self._post(lease.user_id, blocks.idle_reclaimed_message(lease, workspace), owed=True)
 
     # ------------------------------------------------------------- approvals
     def approval_requested(self, lease: Lease) -> None:

@@ -41,5 +41,14 @@ class LogNotifier:
     def queue_timed_out(self, lease: Any) -> None:
         log.info("lease %s left the queue: it waited too long", lease.id)
 
+    def idle_warning(self, lease: Any, reclaim_at: Any) -> None:
+        log.info("lease %s is idle while someone waits; reclaimed at %s", lease.id, reclaim_at)
+
+    def idle_reclaimed(self, lease: Any, workspace: str) -> None:
+        log.info("lease %s was reclaimed (idle); files kept in %s", lease.id, workspace)
+
+    def approval_withdrawn(self, lease: Any) -> None:
+        log.info("lease %s: the request was withdrawn", lease.id)
+
     def admin_alert(self, text: str) -> None:
         log.warning("admin alert: %s", text)

@@ -11,7 +11,19 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import Column, Enum, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.orm import registry
 
 from bot.db.types import CsvTuple, Seconds, UtcDateTime
@@ -64,6 +76,10 @@ leases = Table(
     Column("snoozed_until", UtcDateTime()),  # "I'm still using it"
     Column("util_sum", Integer, nullable=False, default=0),  # GPU utilization samples
     Column("util_samples", Integer, nullable=False, default=0),
+    Column("util_peak", Integer, nullable=False, default=0),
+    Column("mem_peak_mib", Integer, nullable=False, default=0),
+    Column("idle_samples", Integer, nullable=False, default=0),
+    Column("idle_exempt", Boolean, nullable=False, default=False),  # an admin said so
     Column("end_reason", String(40)),  # why it ended, for people and receipts
     Index("ix_leases_status_expires_at", "status", "expires_at"),
     Index("ix_leases_user_id_status", "user_id", "status"),
@@ -91,6 +107,16 @@ gpu_usage = Table(  # for "least recently leased first"
     "gpu_usage", metadata,
     Column("gpu_uuid", String(96), primary_key=True),
     Column("last_leased_at", UtcDateTime(), nullable=False),
+)
+
+gpu_daily = Table(  # the weekly chart: one row per GPU and UTC day, whatever the tick
+    "gpu_daily", metadata,
+    Column("gpu_uuid", String(96), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("samples", Integer, nullable=False),
+    Column("util_sum", Integer, nullable=False),
+    Column("leased_samples", Integer, nullable=False),
 )
 
 port_usage = Table(  # for "least recently used port first"

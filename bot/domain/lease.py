@@ -116,6 +116,10 @@ class Lease:
     snoozed_until: datetime | None = None  # "I'm still using it"
     util_sum: int = 0  # sum of GPU utilization samples (percent)
     util_samples: int = 0
+    util_peak: int = 0
+    mem_peak_mib: int = 0
+    idle_samples: int = 0
+    idle_exempt: bool = False  # an admin exempted it from idle reclaim
     end_reason: str | None = None  # EndReason value: why it ended
 
     def transition(self, to: LeaseStatus, *, at: datetime) -> None:

@@ -61,6 +61,19 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
     def queue_timed_out(effect: Effect) -> None:
         res.notifier.queue_timed_out(effect.lease)
 
+    def idle_warning(effect: Effect) -> None:
+        res.notifier.idle_warning(effect.lease, datetime.fromisoformat(effect.detail or ""))
+
+    def idle_reclaimed(effect: Effect) -> None:
+        res.notifier.idle_reclaimed(effect.lease,
+                                    workspace=str(res.config.workspace(effect.lease.user_id)))
+
+    def withdrawn(effect: Effect) -> None:
+        res.notifier.approval_withdrawn(effect.lease)
+
+    def still_warned(lease: Lease, now: datetime) -> bool:
+        return lease.status is LeaseStatus.ACTIVE and lease.idle_warned_at is not None
+
     def decided(effect: Effect) -> None:
         lease = effect.lease
         res.notifier.approval_decided(lease, approved=lease.status is not LeaseStatus.DENIED,
@@ -88,6 +101,9 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
         EffectKind.DECIDED: EffectType(decided, decision_stands),
         EffectKind.APPROVAL_TIMEOUT: EffectType(decided, ended_as(LeaseStatus.DENIED)),
         EffectKind.QUEUE_TIMEOUT: EffectType(queue_timed_out, ended_as(LeaseStatus.EXPIRED)),
+        EffectKind.IDLE_WARNING: EffectType(idle_warning, still_warned),
+        EffectKind.IDLE_RECLAIMED: EffectType(idle_reclaimed, ended_as(LeaseStatus.EXPIRED)),
+        EffectKind.WITHDRAWN: EffectType(withdrawn, ended_as(LeaseStatus.RELEASED)),
     }.items():
         outbox.register(kind, effect_type)
 

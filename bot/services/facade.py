@@ -10,6 +10,7 @@ from bot.domain.gpus import GpuInfo
 from bot.domain.lease import Lease
 from bot.services.approvals import ApprovalService
 from bot.services.claim import ClaimService
+from bot.services.idle import IdleService
 from bot.services.leases import LeaseCommands
 from bot.services.queue import QueueService
 from bot.services.resources import Resources
@@ -22,6 +23,7 @@ class UseCases:
     leases: LeaseCommands
     approvals: ApprovalService
     queue: QueueService
+    idle: IdleService
     resources: Resources
 
     @property

@@ -16,6 +16,7 @@ from bot.domain.errors import DomainError, LeaseNotFound, NotAllowed
 from bot.domain.lease import EndReason, Lease, LeaseStatus
 from bot.ports import AccessInfo
 from bot.services.ending import AuditAs, Ending, LeaseEnder
+from bot.services.outbox import EffectKind
 from bot.services.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,10 @@ class LeaseCommands:
                             is_admin=as_admin or res.policy.is_admin(user_id), lock=True)
             if not lease.status.open:
                 raise DomainError(f"Lease {lease.id} has already ended ({lease.status.value}).")
-            self.ender.end(session, [Ending(lease, LeaseStatus.RELEASED, EndReason.RELEASED)], now=now,
-                           audit=AuditAs(user_id, "release"))
+            withdrawn = lease.status is LeaseStatus.PENDING_APPROVAL  # admins see it go
+            self.ender.end(session, [Ending(lease, LeaseStatus.RELEASED, EndReason.RELEASED,
+                                            EffectKind.WITHDRAWN if withdrawn else None)],
+                           now=now, audit=AuditAs(user_id, "release"))
         return lease
 
     def extend(self, *, user_id: str, duration: timedelta, lease_id: int | None = None) -> Lease:

@@ -55,6 +55,9 @@ class EffectKind(str, Enum):
     DECIDED = "decided"  # an approval decision, to the requester and the admin channel
     APPROVAL_TIMEOUT = "approval_timeout"
     QUEUE_TIMEOUT = "queue_timeout"  # the request waited too long; its holder is told
+    IDLE_WARNING = "idle_warning"  # "reclaimed at … unless you are still using it"
+    IDLE_RECLAIMED = "idle_reclaimed"
+    WITHDRAWN = "withdrawn"  # a pending request was released: its admin message says so
 
 
 class UnknownEffect(Exception):

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.db.engine import Database
+from bot.domain.idle import IdleRules
 from bot.domain.policy import Policy
 from bot.ports import Clock, ContainerRuntime, GpuInventory, Notifier
 from bot.security import Vault
@@ -31,6 +32,8 @@ class LeaseConfig:
     start_heartbeat: timedelta = timedelta(seconds=30)  # a running start says so this often
     queue_timeout: timedelta = timedelta(hours=24)  # a request waits in line this long at most
     queue_reserve_after: timedelta = timedelta(hours=1)  # a large request then reserves a host
+    idle: IdleRules = IdleRules(util_percent=5, warn_after=timedelta(hours=1),
+                                reclaim_after=timedelta(hours=2), snooze=timedelta(hours=2))
 
     @property
     def start_patience(self) -> timedelta:

@@ -9,15 +9,15 @@ message's secret, so it is masked for everyone but its user.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.containers import ContainerState
 from bot.domain.gpus import GpuInfo, describe_gpus
 from bot.domain.lease import Lease
 from bot.ports import AccessInfo
-from handlers import blocks
+from handlers import blocks, notices
 from handlers.console.screen import Audience, Screen
 
 Message = tuple[str, blocks.Blocks]
@@ -26,8 +26,9 @@ ADMIN_CHANNEL = "admins"  # how the admin channel is named when GPUBOT_ADMIN_CHA
 
 class ConsoleNotifier:
     def __init__(self, screen: Screen, *, admin_channel: str | None, extend_by: timedelta,
-                 gpus: Callable[[], list[GpuInfo]]) -> None:
+                 gpus: Callable[[], list[GpuInfo]], admins: Iterable[str] = ()) -> None:
         self.screen = screen
+        self.admins = frozenset(admins)  # none: nobody could decide an approval
         self.admin_channel = admin_channel or ADMIN_CHANNEL  # approvals are shown either way
         self.extend_by = extend_by
         self.gpus = gpus
@@ -67,10 +68,28 @@ class ConsoleNotifier:
     def container_died(self, lease: Lease, state: ContainerState) -> None:
         self._dm(lease.user_id, blocks.died_message(lease, state))
 
+    def queue_timed_out(self, lease: Lease) -> None:
+        self._dm(lease.user_id, blocks.queue_timeout_message(lease))
+
+    def idle_warning(self, lease: Lease, reclaim_at: datetime) -> None:
+        self._dm(lease.user_id, blocks.idle_warning_message(lease, reclaim_at))
+
+    def idle_reclaimed(self, lease: Lease, workspace: str) -> None:
+        self._dm(lease.user_id, blocks.idle_reclaimed_message(lease, workspace))
+
     # ------------------------------------------------------------- approvals
     def approval_requested(self, lease: Lease) -> None:
-        self._dm(lease.user_id, blocks.waiting_for_approval(lease))
         self._channel(blocks.approval_request(lease), key=("approval", lease.id))
+        if self.admins:
+            self._dm(lease.user_id, blocks.waiting_for_approval(lease))
+        else:  # as in Slack: say at once that no decision can come
+            self._dm(lease.user_id, notices.nobody_can_approve(
+                lease, "no gpubot admin is set (GPUBOT_ADMINS, or start the console with "
+                       "--admin)"))
+
+    def approval_withdrawn(self, lease: Lease) -> None:
+        if self.screen.retire(("approval", lease.id)):
+            self._channel(notices.withdrawn_request(lease))
 
     def approval_decided(self, lease: Lease, *, approved: bool, by: str,
                          reason: str | None) -> None:

@@ -59,5 +59,14 @@ class RecordingNotifier:
     def queue_timed_out(self, lease: Any) -> None:
         self._add("queue_timed_out", lease)
 
+    def idle_warning(self, lease: Any, reclaim_at: Any) -> None:
+        self._add("idle_warning", lease, reclaim_at=reclaim_at)
+
+    def idle_reclaimed(self, lease: Any, workspace: str) -> None:
+        self._add("idle_reclaimed", lease, workspace=workspace)
+
+    def approval_withdrawn(self, lease: Any) -> None:
+        self._add("approval_withdrawn", lease)
+
     def admin_alert(self, text: str) -> None:
         self._add("admin_alert", None, text=text)

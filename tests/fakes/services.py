@@ -16,6 +16,7 @@ from bot.security import Vault
 from bot.services.approvals import ApprovalService
 from bot.services.claim import ClaimService
 from bot.services.leases import LeaseCommands
+from bot.services.idle import IdleService
 from bot.services.lifecycle import LifecycleJobs
 from bot.services.queue import QueueService
 from bot.services.reconcile import Reconciler
@@ -23,6 +24,7 @@ from bot.services.resources import LeaseConfig, Resources
 from bot.settings import Settings
 from tests.fakes.clock import FakeClock
 from tests.fakes.gpus import FakeInventory
+from tests.fakes.jupyter import FakeJupyterProbe
 from tests.fakes.notifier import RecordingNotifier
 
 TEST_KEY = Fernet.generate_key().decode()
@@ -69,6 +71,14 @@ class Harness:
         return self.gpubot.use_cases.queue
 
     @property
+    def idle(self) -> IdleService:
+        return self.gpubot.use_cases.idle
+
+    @property
+    def probe(self) -> Any:
+        return self.gpubot.use_cases.idle.probe
+
+    @property
     def lifecycle(self) -> LifecycleJobs:
         return self.gpubot.lifecycle
 
@@ -82,6 +92,7 @@ def build_harness(db: Database, *, inventory: Any = None, runtime: Any = None,
                   workspace_root: Path = Path("/tmp/gpubot-ws"),
                   port_range: tuple[int, int] = (8800, 8899), notifier: Any = None,
                   settings: Settings | None = None, background: bool = False,
+                  probe: Any = None,
                   **config: Any) -> Harness:
     """``config``: more LeaseConfig fields (timeouts, batch_size, …). Queue passes run in
     the thread that freed the capacity unless ``background``."""
@@ -94,6 +105,7 @@ def build_harness(db: Database, *, inventory: Any = None, runtime: Any = None,
     notifier = notifier or RecordingNotifier()
     gpubot = build(settings or Settings(), notifier=notifier, db=db, inventory=inventory,
                    runtime=runtime, clock=clock, vault=Vault([TEST_KEY]), background=background,
+                   probe=probe or FakeJupyterProbe(),
                    policy=policy or make_policy(),
                    config=LeaseConfig(host="gpu-host-1", port_range=port_range,
                                       public_host="gpu.lab.example",
