@@ -81,6 +81,10 @@ leases = Table(
     Column("idle_samples", Integer, nullable=False, default=0),
     Column("idle_exempt", Boolean, nullable=False, default=False),  # an admin said so
     Column("end_reason", String(40)),  # why it ended, for people and receipts
+    Column("environment", String(64)),  # GPUBOT_ENVIRONMENTS name; None: the default
+    Column("route_label", String(64)),  # its proxy host label (random, not the lease id)
+    Column("ssh_port", Integer),
+    Column("host_key_fingerprint", String(128)),  # its sshd's, shown in the access DM
     Index("ix_leases_status_expires_at", "status", "expires_at"),
     Index("ix_leases_user_id_status", "user_id", "status"),
 )
@@ -107,6 +111,16 @@ gpu_usage = Table(  # for "least recently leased first"
     "gpu_usage", metadata,
     Column("gpu_uuid", String(96), primary_key=True),
     Column("last_leased_at", UtcDateTime(), nullable=False),
+)
+
+ssh_keys = Table(  # OpenSSH public keys a user's leases accept
+    "ssh_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    Column("public_key", Text, nullable=False),
+    Column("fingerprint", String(128), nullable=False),
+    Column("comment", String(255)),
+    Column("added_at", UtcDateTime(), nullable=False),
 )
 
 gpu_daily = Table(  # the weekly chart: one row per GPU and UTC day, whatever the tick

@@ -121,6 +121,10 @@ class Lease:
     idle_samples: int = 0
     idle_exempt: bool = False  # an admin exempted it from idle reclaim
     end_reason: str | None = None  # EndReason value: why it ended
+    environment: str | None = None  # GPUBOT_ENVIRONMENTS name; None: the default
+    route_label: str | None = None  # its proxy host label (random)
+    ssh_port: int | None = None
+    host_key_fingerprint: str | None = None
 
     def transition(self, to: LeaseStatus, *, at: datetime) -> None:
         if to not in TRANSITIONS[self.status]:

@@ -11,7 +11,7 @@ from bot.db.engine import make_engine
 from bot.db.tables import metadata
 
 TABLES = {"users", "leases", "gpu_allocations", "port_allocations", "gpu_usage", "port_usage",
-          "gpu_daily",
+          "gpu_daily", "ssh_keys",
           "audit"}
 
 
