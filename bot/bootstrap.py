@@ -22,8 +22,8 @@ from bot.domain.errors import GpuBackendUnavailable
 from bot.domain.idle import IdleRules
 from bot.domain.policy import Policy
 from bot.domain.sizes import parse_size
-from bot.ports import Clock, ContainerRuntime, GpuInventory, JupyterProbe, Notifier
-from bot.scheduler import PRUNE_JOB, SAMPLE_JOB, build_scheduler
+from bot.ports import Clock, ContainerRuntime, GpuInventory, JupyterProbe, Notifier, UsageChart
+from bot.scheduler import PRUNE_JOB, REPORT_JOB, SAMPLE_JOB, build_scheduler
 from bot.security import SecretKeyError, Vault, load_or_create_key_file
 from bot.services.approvals import ApprovalService
 from bot.services.claim import ClaimService
@@ -38,6 +38,7 @@ from bot.services.outbox import Outbox
 from bot.services.queue import QueueService
 from bot.services.reconcile import Reconciler
 from bot.services.resources import LeaseConfig, Resources
+from bot.services.usage import UsageService
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ def make_policy(settings: Settings) -> Policy:
 
 def make_config(settings: Settings) -> LeaseConfig:
     return LeaseConfig(host=settings.host_name, port_range=settings.ports,
+                       uid_range=settings.uids,
                        public_host=settings.public_host, workspace_root=settings.workspace_root,
                        busy_memory_bytes=settings.gpu_busy_memory_mib * 1024**2,
                        ready_timeout=settings.ready_timeout,
@@ -154,27 +156,33 @@ class Gpubot:
         """The scheduler's jobs by name (``bot.scheduler.JOB_IDS``)."""
         jobs = {"expire": self.lifecycle.expire, "remind": self.lifecycle.remind,
                 "reconcile": self.reconciler.run, PRUNE_JOB: self.prune,
-                SAMPLE_JOB: self.use_cases.idle.sample}
+                SAMPLE_JOB: self.use_cases.idle.sample,
+                REPORT_JOB: lambda: self.use_cases.usage.post_report() and "sent"}
         return self.metrics.jobs(jobs) if self.metrics else jobs  # timed per run
 
     def prune(self) -> int:
-        """Old audit and outbox rows go (GPUBOT_EFFECT_RETENTION, GPUBOT_AUDIT_RETENTION)."""
-        return self.outbox.prune(effects_older_than=self.settings.effect_retention,
-                                 audit_older_than=self.settings.audit_retention)
+        """Old audit and outbox rows go (GPUBOT_EFFECT_RETENTION, GPUBOT_AUDIT_RETENTION),
+        and old GPU-days (GPUBOT_USAGE_RETENTION)."""
+        return (self.outbox.prune(effects_older_than=self.settings.effect_retention,
+                                  audit_older_than=self.settings.audit_retention)
+                + self.use_cases.usage.prune(older_than=self.settings.usage_retention))
 
     def scheduler(self) -> BackgroundScheduler:
         return build_scheduler(self.jobs(), self.settings.tick_seconds,
-                               reconcile_seconds=self.settings.reconcile_seconds)
+                               reconcile_seconds=self.settings.reconcile_seconds,
+                               report_at=self.settings.report_at)
 
 
 def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
           inventory: GpuInventory | None = None, runtime: ContainerRuntime | None = None,
           clock: Clock | None = None, vault: Vault | None = None,
           policy: Policy | None = None, config: LeaseConfig | None = None,
-          probe: JupyterProbe | None = None, background: bool = True) -> Gpubot:
+          probe: JupyterProbe | None = None, chart: UsageChart | None = None,
+          background: bool = True) -> Gpubot:
     """The graph from ``settings``; every part given is used instead of the real one.
     ``background=False`` runs queue passes in the thread that freed the capacity
     (deterministic tests)."""
+    from bot.adapters.chart import MatplotlibChart
     from bot.adapters.clock import SystemClock
 
     res = Resources(db=db or Database(settings.database_url),
@@ -198,7 +206,8 @@ def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
                        ender, cfg.idle)
     use_cases = UseCases(claims=claims, leases=LeaseCommands(res, ender),
                          approvals=ApprovalService(res, granter, outbox, ender, queue),
-                         queue=queue, idle=idle, resources=res)
+                         queue=queue, idle=idle, resources=res,
+                         usage=UsageService(res, chart or MatplotlibChart()))
     return Gpubot(settings=settings, resources=res, outbox=outbox, ender=ender,
                   use_cases=use_cases, lifecycle=lifecycle,
                   reconciler=Reconciler(res, outbox, claims, lifecycle, ender, queue))
@@ -257,7 +266,11 @@ def build_slack(settings: Settings) -> SlackBot:
                                   extend_by=settings.default_lease, gpus=inventory.list_gpus)
     if metrics:
         notifier = metrics.notifier(notifier)  # observes claim -> access DM
-    gpubot = build(settings, notifier=notifier, inventory=inventory, runtime=runtime)
+    from bot.adapters.chart import MatplotlibChart
+    from handlers.report import SlackNames
+
+    gpubot = build(settings, notifier=notifier, inventory=inventory, runtime=runtime,
+                   chart=MatplotlibChart(name=SlackNames(client)))  # names, not ids
     if metrics:
         gpubot = serve_metrics(settings, metrics, gpubot)
     app = App(client=client, signing_secret=settings.slack_signing_secret or "",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from bot.domain.containers import ContainerState, ContainerStatus  # noqa: F401 (re-exported)
 from bot.domain.gpus import DriverInfo, GpuInfo, GpuProcess  # noqa: F401 (re-exported)
 from bot.domain.idle import JupyterActivity
+from bot.domain.usage import UsageReport
 
 if TYPE_CHECKING:
     from bot.domain.lease import Lease
@@ -41,6 +42,7 @@ class ContainerSpec:
     gpu_uuids: tuple[str, ...]  # empty with GPUBOT_FAKE_GPUS: no device request
     port: int
     password_hash: str  # jupyter_server "argon2:..." hash, never the plaintext
+    uid: int = 1000  # this person's own host uid (and gid): the container and workspace
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,17 @@ class Notifier(Protocol):
     def approval_withdrawn(self, lease: Lease) -> None: ...
 
     def admin_alert(self, text: str) -> None: ...
+
+    def usage_report(self, report: UsageReport, png: bytes) -> None:
+        """The usage report with its chart (a PNG) to the admin channel. Raises
+        DomainError when it cannot arrive there (no admin channel, Slack refuses)."""
+        ...
+
+
+class UsageChart(Protocol):
+    def render(self, report: UsageReport) -> bytes:
+        """The report's chart as PNG bytes."""
+        ...
 
 
 class JupyterProbe(Protocol):

@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     public_host: str = Field(default_factory=socket.getfqdn, alias="GPUBOT_PUBLIC_HOST")
     bind_address: str = Field("0.0.0.0", alias="GPUBOT_BIND_ADDRESS")
     port_range: str = Field("8800-8899", alias="GPUBOT_PORT_RANGE")
+    uid_range: str = Field("200000-209999", alias="GPUBOT_UID_RANGE")
     mem_limit: Size = Field("96g", alias="GPUBOT_MEM_LIMIT")
     cpus: float = Field(11.0, alias="GPUBOT_CPUS", gt=0, le=1024)
     shm_size: Size = Field("8g", alias="GPUBOT_SHM_SIZE")
@@ -145,6 +146,11 @@ class Settings(BaseSettings):
     idle_reclaim_after: Duration = Field(timedelta(hours=2), alias="GPUBOT_IDLE_RECLAIM_AFTER")
     idle_snooze: Duration = Field(timedelta(hours=2), alias="GPUBOT_IDLE_SNOOZE")
 
+    # Usage (issue 12.3, 12.4): per-GPU-day rows older than this are pruned (about 110
+    # bytes a GPU-day: bot/db/usage.py); when the weekly report goes to the admin channel
+    usage_retention: Duration = Field(timedelta(days=400), alias="GPUBOT_USAGE_RETENTION")
+    report_schedule: str = Field("mon 09:00", alias="GPUBOT_REPORT_SCHEDULE")
+
     log_level: str = Field("INFO", alias="GPUBOT_LOG_LEVEL")
 
     # Operations: Prometheus /metrics on address:port; unset = off
@@ -165,10 +171,29 @@ class Settings(BaseSettings):
             raise ValueError("keep rows at least a day, e.g. 7d")
         return value
 
+    @field_validator("usage_retention")
+    @classmethod
+    def _check_usage_retention(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=31):  # /gpu usage reads 30 days back
+            raise ValueError("keep the GPU-days at least 31 days, e.g. 400d")
+        return value
+
+    @field_validator("report_schedule")
+    @classmethod
+    def _check_report_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return " ".join(value.lower().split())
+
     @field_validator("port_range")
     @classmethod
     def _check_port_range(cls, value: str) -> str:
         parse_port_range(value)
+        return value.strip()
+
+    @field_validator("uid_range")
+    @classmethod
+    def _check_uid_range(cls, value: str) -> str:
+        parse_uid_range(value)
         return value.strip()
 
     @field_validator("database_url")
@@ -203,6 +228,15 @@ class Settings(BaseSettings):
         return parse_port_range(self.port_range)
 
     @property
+    def uids(self) -> tuple[int, int]:
+        return parse_uid_range(self.uid_range)
+
+    @property
+    def report_at(self) -> tuple[str, int, int] | None:
+        """GPUBOT_REPORT_SCHEDULE as (cron day_of_week, hour, minute), in UTC; None: off."""
+        return parse_schedule(self.report_schedule)
+
+    @property
     def socket_mode(self) -> bool:
         return bool(self.slack_app_token)
 
@@ -216,6 +250,25 @@ def parse_listen_address(text: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_schedule(text: str) -> tuple[str, int, int] | None:
+    """``mon 09:00``, ``mon,thu 09:00`` or ``daily 18:30`` (UTC) as APScheduler's cron
+    (day_of_week, hour, minute); ``off`` (or empty): None."""
+    words = text.strip().lower().split()
+    if not words or words == ["off"]:
+        return None
+    days, clock = (words + [""])[:2]
+    hour, sep, minute = clock.partition(":")
+    days_ok = days == "daily" or all(d in _DAYS for d in days.split(","))
+    if len(words) != 2 or not days_ok or not sep or not (hour.isdigit() and minute.isdigit()) \
+            or int(hour) > 23 or int(minute) > 59 or len(minute) != 2:
+        raise ValueError("expected DAYS HH:MM in UTC, e.g. `mon 09:00`, `mon,thu 09:00`, "
+                         "`daily 18:30`, or `off`")
+    return ("*" if days == "daily" else days), int(hour), int(minute)
+
+
 def parse_port_range(text: str) -> tuple[int, int]:
     parts = text.strip().split("-")
     try:
@@ -224,6 +277,18 @@ def parse_port_range(text: str) -> tuple[int, int]:
         raise ValueError("expected LOW-HIGH, e.g. 8800-8899") from None
     if not 1 <= low <= high <= 65535:
         raise ValueError(f"{text!r} is not a range of ports from low to high within 1-65535")
+    return low, high
+
+
+def parse_uid_range(text: str) -> tuple[int, int]:
+    """Host uids for people: above the system's and the usual login users' (< 1000s)."""
+    parts = text.strip().split("-")
+    try:
+        low, high = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError("expected LOW-HIGH, e.g. 200000-209999") from None
+    if not 1000 < low <= high < 2**31 - 1:
+        raise ValueError(f"{text!r} is not a range of uids from low to high above 1000")
     return low, high
 
 

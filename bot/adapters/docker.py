@@ -27,7 +27,7 @@ from docker.models.containers import Container
 
 from bot.adapters import docker_firewall, docker_network
 from bot.adapters.docker_create import (
-    CONTAINER_USER,
+    container_user,
     DockerRuntimeConfig,
     create_args,
     secrets_archive,
@@ -100,7 +100,7 @@ class DockerRuntime:
             ensure_image(
                 self._client, self._config.image, pull=self._config.pull_missing, report=report
             )
-            workspace = prepare_workspace(self._config.workspace_root, spec.user_id)
+            workspace = prepare_workspace(self._config.workspace_root, spec.user_id, spec.uid)
             self._guard_host()
             network = docker_network.ensure_network(
                 self._client, lease_id=spec.lease_id, host=self._config.host,
@@ -125,10 +125,10 @@ class DockerRuntime:
                 detail=str(exc),
             ) from exc
         try:
-            container.put_archive("/", secrets_archive(spec.password_hash))
+            container.put_archive("/", secrets_archive(spec.password_hash, spec.uid))
             report("Starting the Jupyter container")
             container.start()
-            self._prove_isolated(container)
+            self._prove_isolated(container, spec.uid)
         except Exception as exc:  # anything after create: leave nothing behind
             self._remove_quietly(container)
             self._remove_network_quietly(spec.lease_id)
@@ -157,9 +157,9 @@ class DockerRuntime:
         if self._config.block_host_access:
             docker_firewall.try_ensure(self._firewall_notes)
 
-    def _prove_isolated(self, container: Container) -> None:
+    def _prove_isolated(self, container: Container, uid: int) -> None:
         if self._config.block_host_access:
-            docker_firewall.require_isolated(container, user=CONTAINER_USER)
+            docker_firewall.require_isolated(container, user=container_user(uid))
 
     # ------------------------------------------------------------- wait_ready
     def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> None:

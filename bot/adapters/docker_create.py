@@ -18,8 +18,9 @@ from bot.domain.lease import container_name
 from bot.ports import ContainerSpec
 
 JUPYTER_PORT = "8888/tcp"
-CONTAINER_USER = "1000:1000"
-CONTAINER_UID = 1000
+def container_user(uid: int) -> str:
+    """Each person's containers run as their own uid and gid (GPUBOT_UID_RANGE)."""
+    return f"{uid}:{uid}"
 WORKSPACE_MOUNT = "/workspace"
 # Docker's convention for secrets; image/start-jupyter.sh reads the file the variable names.
 SECRETS_DIR = "run/secrets"
@@ -53,8 +54,9 @@ class DockerRuntimeConfig:
 
 def create_args(cfg: DockerRuntimeConfig, spec: ContainerSpec, workspace: Path,
                 network: str) -> dict[str, Any]:
-    # Only the file's path travels in the environment: `docker inspect` shows it all.
-    environment = {HASH_FILE_ENV: HASH_FILE}
+    # Only the file's path travels in the environment: `docker inspect` shows it all. The
+    # uid has no /etc/passwd entry in the image: HOME is the workspace, its dotfiles kept.
+    environment = {HASH_FILE_ENV: HASH_FILE, "HOME": WORKSPACE_MOUNT}
     device_requests = None
     if cfg.gpu_request and spec.gpu_uuids:
         device_requests = [DeviceRequest(device_ids=list(spec.gpu_uuids), capabilities=[["gpu"]])]
@@ -72,7 +74,7 @@ def create_args(cfg: DockerRuntimeConfig, spec: ContainerSpec, workspace: Path,
             LABEL_HOST: cfg.host,
         },
         "environment": environment,
-        "user": CONTAINER_USER,
+        "user": container_user(spec.uid),
         "ports": {JUPYTER_PORT: (cfg.bind_address, spec.port)},
         "network": network,
         "volumes": {str(workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}},
@@ -96,7 +98,7 @@ def create_args(cfg: DockerRuntimeConfig, spec: ContainerSpec, workspace: Path,
     return args
 
 
-def secrets_archive(password_hash: str) -> bytes:
+def secrets_archive(password_hash: str, uid: int) -> bytes:
     """A tar of ``run/secrets/jupyter_password_hash`` (0600) in a 0700 folder, both owned
     by the container user, for ``put_archive`` into the created container at ``/``."""
     buffer = io.BytesIO()
@@ -108,7 +110,7 @@ def secrets_archive(password_hash: str) -> bytes:
         file = tarfile.TarInfo(HASH_FILE.lstrip("/"))
         file.mode, file.size = 0o600, len(data)
         for info in (folder, file):
-            info.uid = info.gid = CONTAINER_UID
+            info.uid = info.gid = uid
             info.mtime = now
         tar.addfile(folder)
         tar.addfile(file, io.BytesIO(data))

@@ -1,8 +1,8 @@
 """Per-user workspace folders on the Docker host (helpers of ``bot.adapters.docker``).
 
-A workspace is ``<root>/<Slack user id>``: owned by the container user (uid/gid 1000),
-mode 0700, bind-mounted at /workspace. It outlives every container; nothing here ever
-deletes or empties one.
+A workspace is ``<root>/<Slack user id>``: owned by its person's own uid and gid (one per
+Slack user, GPUBOT_UID_RANGE), mode 0700, bind-mounted at /workspace. It outlives every
+container; nothing here ever deletes or empties one.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from pathlib import Path
 
 from bot.domain.errors import ContainerStartError
 
-WORKSPACE_UID = 1000
-WORKSPACE_GID = 1000
+WORKSPACE_UID = 1000  # the image's own user; leases run as their person's uid
 WORKSPACE_MODE = 0o700
 
 _SLACK_USER_ID = re.compile(r"[A-Z0-9]{1,64}")
@@ -41,8 +40,9 @@ def validate_gpu_uuids(gpu_uuids: tuple[str, ...]) -> tuple[str, ...]:
     return gpu_uuids
 
 
-def prepare_workspace(root: Path, user_id: str) -> Path:
-    """Create ``root/user_id`` if missing and make it the container user's, mode 0700.
+def prepare_workspace(root: Path, user_id: str, uid: int = WORKSPACE_UID) -> Path:
+    """Create ``root/user_id`` if missing and make it its person's (``uid``: their own
+    uid and gid), mode 0700.
 
     Only the folder itself is touched (never its content). A symlink or a non-folder in
     its place is refused rather than followed.
@@ -61,15 +61,15 @@ def prepare_workspace(root: Path, user_id: str) -> Path:
                 f"The workspace {path} is not a plain folder (a symlink or a file is in its "
                 "place); an administrator must fix it."
             )
-        if (info.st_uid, info.st_gid) != (WORKSPACE_UID, WORKSPACE_GID):
-            os.chown(path, WORKSPACE_UID, WORKSPACE_GID, follow_symlinks=False)
+        if (info.st_uid, info.st_gid) != (uid, uid):
+            os.chown(path, uid, uid, follow_symlinks=False)
         if stat.S_IMODE(info.st_mode) != WORKSPACE_MODE:
             os.chmod(path, WORKSPACE_MODE)
     except PermissionError as exc:
         raise ContainerStartError(
             f"Cannot prepare the workspace folder under {root}: the bot needs the right to "
-            f"create it and give it to uid {WORKSPACE_UID} (run it as root, or pre-create the "
-            f"folder owned by {WORKSPACE_UID}:{WORKSPACE_GID}, mode 0700).",
+            f"create it and give it to uid {uid} (run it as root, or pre-create the "
+            f"folder owned by {uid}:{uid}, mode 0700).",
             detail=str(exc),
         ) from exc
     except OSError as exc:

@@ -20,7 +20,7 @@ from bot.db.tables import (
     port_usage,
     users,
 )
-from bot.domain.errors import LeaseNotFound
+from bot.domain.errors import DomainError, LeaseNotFound
 from bot.domain.lease import LIVE, OPEN, Lease, LeaseStatus
 
 
@@ -83,6 +83,31 @@ class LeaseRepo:
         else:
             self.s.execute(sqlite_insert(users).values(id=user_id, created_at=now)
                            .on_conflict_do_nothing(index_elements=[users.c.id]))
+
+    def ensure_uid(self, user_id: str, *, low: int, high: int) -> int:
+        """This person's own uid (and gid) for containers and files, given on first use
+        from [low, high] and kept; call with the user row locked (``lock_user``). The
+        unique key refuses a uid given twice; PostgreSQL takes turns here as in grants."""
+        uid = self.s.scalar(select(users.c.uid).where(users.c.id == user_id))
+        if uid is not None:
+            return int(uid)
+        if self.s.get_bind().dialect.name == "postgresql":
+            self.s.execute(text("SELECT pg_advisory_xact_lock(hashtext('gpubot.uid'))"))
+        highest = self.s.scalar(select(func.max(users.c.uid)).where(users.c.uid.between(low, high)))
+        uid = low if highest is None else highest + 1
+        if uid > high:  # the top is used: the lowest gap, if any
+            used = set(self.s.scalars(select(users.c.uid).where(users.c.uid.between(low, high))))
+            uid = next((u for u in range(low, high + 1) if u not in used), None)
+            if uid is None:
+                raise DomainError("Every uid in GPUBOT_UID_RANGE is taken; ask an admin to "
+                                  "widen it.")
+        self.s.execute(update(users).where(users.c.id == user_id).values(uid=uid))
+        return uid
+
+    def uid_of_lease(self, lease_id: int) -> int | None:
+        """The uid of the lease's holder (None: a lease from before uids were given)."""
+        return self.s.scalar(select(users.c.uid).join(leases, leases.c.user_id == users.c.id)
+                             .where(leases.c.id == lease_id))
 
     # ------------------------------------------------------------- allocations
     def serialize_grants(self, host: str) -> None:

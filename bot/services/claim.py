@@ -59,6 +59,8 @@ class ClaimService:
         def work(session: Session) -> Lease:
             repo = LeaseRepo(session)
             repo.lock_user(user_id, now=now)
+            low, high = res.config.uid_range
+            repo.ensure_uid(user_id, low=low, high=high)
             res.policy.check_claim(duration=duration, gpu_count=gpu_count,
                                    open_leases=len(repo.open_for_user(user_id)))
             status = LeaseStatus.PENDING_APPROVAL if needs_approval else LeaseStatus.STARTING
@@ -94,13 +96,14 @@ class ClaimService:
         (after a crash, by the reconciler)."""
         res = self.res
         with res.db.transaction() as session:
-            lease = LeaseRepo(session).get(lease_id)
+            repo = LeaseRepo(session)
+            lease, uid = repo.get(lease_id), repo.uid_of_lease(lease_id)
         if lease.status is not LeaseStatus.STARTING:
             return lease
         password = res.vault.decrypt(lease.password_token or "")
         res.notifier.progress(lease, f"Starting your environment on {self._describe(lease)}…")
         with self._heartbeat(lease_id):
-            return self._start(lease, password)
+            return self._start(lease, password, uid)
 
     @contextmanager
     def _heartbeat(self, lease_id: int) -> Iterator[None]:
@@ -126,7 +129,7 @@ class ClaimService:
             stop.set()
             thread.join()
 
-    def _start(self, lease: Lease, password: str) -> Lease:
+    def _start(self, lease: Lease, password: str, uid: int | None) -> Lease:
         res, lease_id = self.res, lease.id or 0
         try:
             for attempt in range(1, PORT_ATTEMPTS + 1):
@@ -134,7 +137,8 @@ class ClaimService:
                     handle = res.runtime.start(
                         ContainerSpec(lease_id=lease_id, user_id=lease.user_id,
                                       gpu_uuids=lease.gpu_uuids, port=lease.port or 0,
-                                      password_hash=hash_jupyter_password(password)),
+                                      password_hash=hash_jupyter_password(password),
+                                      **({"uid": uid} if uid is not None else {})),
                         on_progress=lambda text: res.notifier.progress(lease, text))
                     break
                 except PortInUse:

@@ -20,6 +20,7 @@ class LeaseConfig:
     public_host: str
     workspace_root: Path
     busy_memory_bytes: int = 1024**3
+    uid_range: tuple[int, int] = (200000, 209999)  # one host uid per person
     ready_timeout: timedelta = timedelta(minutes=3)
     remind_before: tuple[timedelta, ...] = (timedelta(hours=1), timedelta(minutes=10))
     approval_timeout: timedelta = timedelta(hours=24)

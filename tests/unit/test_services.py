@@ -257,3 +257,15 @@ def test_ports_are_reused_least_recently_used_first(kit: Harness) -> None:
         kit.leases.release(user_id=lease.user_id, lease_id=lease.id)
     kit.clock.advance(timedelta(minutes=1))
     assert claim_and_start(kit, "U9").port == 8803  # never used ports first
+
+
+def test_each_person_gets_their_own_uid_kept_across_leases(kit: Harness) -> None:
+    """Issue 11.15: not one uid 1000 for everyone."""
+    a1 = claim_and_start(kit, "U1")
+    b = claim_and_start(kit, "U2")
+    kit.leases.release(user_id="U1", lease_id=a1.id)
+    a2 = claim_and_start(kit, "U1")
+    uids = {spec.lease_id: spec.uid for spec in kit.runtime.started}
+    low, high = kit.res.config.uid_range
+    assert uids[a1.id] == uids[a2.id] != uids[b.id]
+    assert all(low <= uid <= high for uid in uids.values()) and 1000 not in uids.values()
