@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -47,7 +48,10 @@ class Console:
         self.read = read
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gpubot-console")
         self.pending: set[Future[Any]] = set()
-        self.settle = 2.0  # seconds a line waits for its answer before the prompt is back
+        # Piped input: wait (a while) for each answer, so the transcript reads in order. A
+        # terminal gets the prompt back at once: readline must own the keyboard, or a
+        # Ctrl-D typed meanwhile is lost; answers then print above the prompt.
+        self.settle = 0.0 if sys.stdin.isatty() else 2.0
 
     # ------------------------------------------------------------------ loop
     def loop(self, banner: Sequence[str] = ()) -> None:
@@ -202,7 +206,8 @@ class Console:
 
         future = self.pool.submit(run)
         self.pending = {f for f in self.pending if not f.done()} | {future}
-        wait([future], timeout=self.settle)  # quick answers print before the next prompt
+        if self.settle:
+            wait([future], timeout=self.settle)
         return future
 
     def _ask(self, question: str) -> str | None:

@@ -9,15 +9,18 @@ message's secret, so it is masked for everyone but its user.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.domain.containers import ContainerState
 from bot.domain.gpus import GpuInfo, describe_gpus
 from bot.domain.lease import Lease
+from bot.domain.usage import UsageReport
 from bot.ports import AccessInfo
-from handlers import blocks, notices
+from handlers import blocks, notices, usage_blocks
 from handlers.console.screen import Audience, Screen
 
 Message = tuple[str, blocks.Blocks]
@@ -100,3 +103,14 @@ class ConsoleNotifier:
 
     def admin_alert(self, text: str) -> None:
         self._channel((text, [blocks.section(f":warning: {text}")]))
+
+    def usage_report(self, report: UsageReport, png: bytes) -> None:
+        """A terminal shows no image: the chart is written to a file, its path printed."""
+        # a fresh file of our own (mkstemp), not a guessable name in a shared /tmp
+        handle, name = tempfile.mkstemp(prefix=f"gpubot-usage-{report.until:%Y-%m-%d}-",
+                                        suffix=".png")
+        with open(handle, "wb") as out:
+            out.write(png)
+        path = Path(name)
+        text = usage_blocks.report_comment(report)
+        self._channel((text, [blocks.section(text), blocks.context(f"Chart: {path}")]))

@@ -119,12 +119,14 @@ class Screen:
             return len(hidden)
 
     # ---------------------------------------------------------------- picks
-    def retire(self, key: Any) -> None:
-        """The message under ``key`` was replaced (Slack updates it): no more picks."""
+    def retire(self, key: Any) -> bool:
+        """The message under ``key`` was replaced (Slack updates it): no more picks.
+        False when there was none open."""
         with self._lock:
-            for posted in self._posted:
-                if posted.key == key:
-                    posted.open = False
+            found = [p for p in self._posted if p.key == key and p.open]
+            for posted in found:
+                posted.open = False
+            return bool(found)
 
     def pickable(self, number: int | None = None) -> Posted | None:
         """Message ``number``, else the newest open one with choices the current user
