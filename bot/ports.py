@@ -43,6 +43,8 @@ class ContainerSpec:
     port: int
     password_hash: str  # jupyter_server "argon2:..." hash, never the plaintext
     uid: int = 1000  # this person's own host uid (and gid): the container and workspace
+    image: str | None = None  # the lease's environment's image; None: the runtime's own
+    environment: str | None = None  # its name, labelled gpubot.env
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,10 @@ class ContainerRuntime(Protocol):
     def poll(self, lease_id: int) -> ContainerState: ...
 
     def list_managed(self) -> list[ManagedContainer]: ...
+
+    def workspace_usage(self, user_id: str) -> int | None:
+        """Bytes on disk in the person's workspace; None when there is none."""
+        ...
 
     def watch_events(self, *, on_event: EventCallback, stop: threading.Event) -> None:
         """Block until ``stop`` is set, calling ``on_event(lease_id, state)`` whenever one
@@ -161,6 +167,38 @@ class JupyterProbe(Protocol):
     def forget(self, lease_id: int) -> None:
         """The lease ended: drop what was kept to reach it (a login session)."""
         ...
+
+
+# --------------------------------------------------------------------- access
+class Proxy(Protocol):
+    """The HTTPS reverse proxy in front of the leases (Caddy): one route per lease, from
+    ``<label>.<domain>`` to the lease's Jupyter (``upstream``: ``host:port``)."""
+
+    def ensure_server(self) -> None:
+        """Make the proxy serve our domain (TLS, listener); idempotent, keeps routes."""
+        ...
+
+    def add_route(self, label: str, upstream: str) -> None:
+        """Route ``label``'s host to ``upstream``, replacing any route it had."""
+        ...
+
+    def remove_route(self, label: str) -> None:
+        """Idempotent: a route that is already gone is fine."""
+        ...
+
+    def routes(self) -> dict[str, str]:
+        """Every route the proxy serves for our domain: label -> upstream."""
+        ...
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    cuda: str | None  # the image's gpubot.cuda label ("12.4", "none"), None: not stated
+    present: bool = True  # False: not on this host's engine (it would be pulled)
+
+
+class ImageInspector(Protocol):
+    def inspect(self, image: str) -> ImageInfo: ...
 
 
 class Clock(Protocol):

@@ -37,6 +37,7 @@ def still_using(bot: UseCases, user: str, lease_id: int) -> str:
     return blocks.still_using_text(bot.idle.still_using(user_id=user, lease_id=lease_id))
 
 
+QUICK_BUTTONS = frozenset({blocks.EXTEND, blocks.STILL_USING})  # no container to stop
 LEASE_BUTTONS: dict[str, Callable[[UseCases, str, int], str]] = {
     blocks.EXTEND: extend, blocks.RELEASE: release, blocks.LEAVE: leave,
     blocks.STILL_USING: still_using}  # a holder's buttons: (user, lease) → answer
@@ -121,7 +122,7 @@ def lease_button(app: Any, ctx: HandlerContext, action_id: str,
             tell(act(ctx.bot, body["user"]["id"], _lease_id(body)))
             home.refresh_if_home(ctx, client, body)
 
-        ctx.submit(work, tell=tell)
+        ctx.submit(work, tell=tell, quick=action_id in QUICK_BUTTONS)
 
 
 def _remember(ctx: HandlerContext, lease_id: int, body: dict[str, Any]) -> None:

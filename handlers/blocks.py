@@ -231,7 +231,8 @@ def gpu_lines(rows: Sequence[GpuRow], now: datetime) -> list[str]:
         if row.state is GpuState.LEASED and row.lease is not None:
             left = row.lease.remaining(now)
             state = (f"<@{row.lease.user_id}> until {when(row.lease.expires_at)}"
-                     f"{' (' + format_duration(left) + ' left)' if left else ''}")
+                     f"{' (' + format_duration(left) + ' left)' if left else ''}"
+                     f"{idle_note(row.lease, now)}")
         elif row.state is GpuState.UNHEALTHY:
             state = f":red_circle: unhealthy ({g.health_reason or 'unknown'})"
         elif row.state is GpuState.BUSY:
@@ -243,30 +244,42 @@ def gpu_lines(rows: Sequence[GpuRow], now: datetime) -> list[str]:
     return lines
 
 
-def status_message(rows: Sequence[GpuRow], now: datetime) -> tuple[str, Blocks]:
+def idle_note(lease: Lease, now: datetime) -> str:
+    if lease.idle_since is None or now - lease.idle_since < timedelta(minutes=1):
+        return ""
+    return f" · :zzz: idle {format_duration(now - lease.idle_since)}"
+
+
+def status_message(rows: Sequence[GpuRow], now: datetime, *, waiting: int = 0
+                   ) -> tuple[str, Blocks]:
     free = sum(1 for r in rows if r.state is GpuState.FREE)
     text = f"{free} of {len(rows)} GPUs free"
-    return text, [section(f"*{text}*"), *_chunks(gpu_lines(rows, now))]
+    line = [context(f"{waiting} waiting in the queue (`/gpu queue`).")] if waiting else []
+    return text, [section(f"*{text}*"), *_chunks(gpu_lines(rows, now)), *line]
 
 
-def mine_message(rows: Sequence[LeaseRow], now: datetime, *, extend_by: timedelta
-                 ) -> tuple[str, Blocks]:
+def mine_message(rows: Sequence[LeaseRow], now: datetime, *, extend_by: timedelta,
+                 workspace_bytes: int | None = None) -> tuple[str, Blocks]:
+    used = ([context(f"Your workspace holds {workspace_bytes / GIB:.1f} GiB.")]
+            if workspace_bytes is not None else [])
     if not rows:
         return "You have no open lease.", [section("You have no open lease. `/gpu claim 24h` "
-                                                   "starts one.")]
+                                                   "starts one."), *used]
     blocks: Blocks = []
     for row in rows[:10]:
         blocks += lease_summary(row, now, extend_by=extend_by)
-    return f"You have {len(rows)} open lease(s).", blocks
+    return f"You have {len(rows)} open lease(s).", blocks + used
 
 
 def lease_summary(row: LeaseRow, now: datetime, *, extend_by: timedelta) -> Blocks:
     lease = row.lease
     gpus = ", ".join(row.gpu_labels) or "no GPU yet"
     status = {LeaseStatus.PENDING_APPROVAL: "waiting for an admin",
-              LeaseStatus.STARTING: "starting"}.get(lease.status, lease.status.value)
+              LeaseStatus.STARTING: "starting",
+              LeaseStatus.QUEUED: f"#{row.place} in the queue" if row.place else "queued",
+              }.get(lease.status, lease.status.value)
     blocks: Blocks = [section(f"*Lease {lease.id}* · {gpus} · {status} · "
-                              f"{row.time_left(now)} left")]
+                              f"{row.time_left(now)} left{idle_note(lease, now)}")]
     if lease.status is LeaseStatus.ACTIVE:
         blocks.append(lease_buttons(lease, extend_by=extend_by, block_id=f"lease_{lease.id}"))
     return blocks

@@ -7,8 +7,8 @@ from typing import Any
 from bot.domain.durations import format_duration
 from bot.domain.lease import LeaseStatus
 from bot.services.facade import UseCases
-from handlers import blocks
-from handlers.context import HandlerContext
+from handlers import blocks, usage_blocks
+from handlers.context import HandlerContext, quick_command
 from handlers.errors import teller
 from handlers.grammar import parse
 
@@ -18,7 +18,8 @@ def register(app: Any, ctx: HandlerContext) -> None:
     def gpu(ack: Any, command: dict[str, Any], respond: Any, client: Any) -> None:
         ack()
         tell = teller(respond, client, command)
-        ctx.submit(lambda: handle(ctx.bot, command, respond), tell=tell)
+        ctx.submit(lambda: handle(ctx.bot, command, respond), tell=tell,
+                   quick=quick_command(command.get("text")))
 
 
 def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
@@ -36,9 +37,10 @@ def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
     if cmd.verb == "help":
         say(blocks.help_message(cmd.note))
     elif cmd.verb == "status":
-        say(blocks.status_message(bot.gpu_table(), now))
+        say(blocks.status_message(bot.gpu_table(), now, waiting=bot.waiting()))
     elif cmd.verb == "mine":
-        say(blocks.mine_message(bot.leases_of(user), now, extend_by=bot.extend_by))
+        say(blocks.mine_message(bot.leases_of(user), now, extend_by=bot.extend_by,
+                                workspace_bytes=bot.workspace_usage(user)))
     elif cmd.verb == "claim":
         assert cmd.duration is not None
         lease = bot.claims.claim(user_id=user, duration=cmd.duration,
@@ -68,6 +70,11 @@ def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
     elif cmd.verb == "leave":
         lease = bot.queue.leave(user_id=user, lease_id=cmd.lease_id)
         say((blocks.left_queue_text(lease), []))
+    elif cmd.verb == "usage":
+        say(usage_blocks.usage_message(bot.usage.usage(user_id=user)))
+    elif cmd.verb == "report":  # NotAllowed for anyone but an admin
+        report = bot.usage.post_report(by=user)
+        say((usage_blocks.report_posted_text(report), []))
     elif cmd.verb == "password":
         lease = bot.leases.resend_access(user_id=user, lease_id=cmd.lease_id)
         say((f"I sent the link and password for lease {lease.id} by DM.", []))

@@ -15,7 +15,8 @@ def register(app: Any, ctx: HandlerContext) -> None:
         if event.get("tab", "home") != "home":
             return
         user = event["user"]
-        ctx.submit(lambda: publish(ctx, client, user), tell=teller(None, client, {"user_id": user}))
+        ctx.submit(lambda: publish(ctx, client, user), tell=teller(None, client, {"user_id": user}),
+                   quick=True)
 
 
 def publish(ctx: HandlerContext, client: Any, user: str) -> None:

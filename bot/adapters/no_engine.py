@@ -48,6 +48,9 @@ class NoEngine:
     def poll(self, lease_id: int) -> ContainerState:
         raise EngineUnavailable(self.reason)  # unknown is not dead: keep active leases
 
+    def workspace_usage(self, user_id: str) -> int | None:
+        return None  # no engine, no workspace made by it
+
     def list_managed(self) -> list[ManagedContainer]:
         raise EngineUnavailable(self.reason)  # the reconciler skips its container checks
 

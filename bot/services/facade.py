@@ -14,7 +14,15 @@ from bot.services.idle import IdleService
 from bot.services.leases import LeaseCommands
 from bot.services.queue import QueueService
 from bot.services.resources import Resources
-from bot.services.views import GpuRow, LeaseRow, gpu_table, list_leases, why_waiting
+from bot.services.usage import UsageService
+from bot.services.views import (
+    GpuRow,
+    LeaseRow,
+    gpu_table,
+    list_leases,
+    waiting,
+    why_waiting,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,7 @@ class UseCases:
     queue: QueueService
     idle: IdleService
     resources: Resources
+    usage: UsageService
 
     @property
     def default_lease(self) -> timedelta:
@@ -52,6 +61,13 @@ class UseCases:
 
     def leases_of(self, user_id: str, *, gpus: list[GpuInfo] | None = None) -> list[LeaseRow]:
         return list_leases(self.resources, user_id=user_id, gpus=gpus)
+
+    def waiting(self) -> int:
+        return waiting(self.resources)
+
+    def workspace_usage(self, user_id: str) -> int | None:
+        """Bytes in the person's workspace (None: none yet, or not known here)."""
+        return self.resources.runtime.workspace_usage(user_id)
 
     def why_waiting(self, lease: Lease) -> str:
         return why_waiting(self.resources, lease)

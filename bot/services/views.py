@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from bot.db.queue import QueueRepo
 from bot.db.repo import LeaseRepo
+from bot.domain import queue as line_rules
 from bot.domain import allocation
 from bot.domain.durations import format_duration
 from bot.domain.gpus import GpuInfo, gpu_label
@@ -19,6 +21,7 @@ from bot.services.resources import Resources
 class LeaseRow:
     lease: Lease
     gpu_labels: tuple[str, ...]
+    place: int | None = None  # in the queue, for a queued lease
 
     def time_left(self, now: datetime) -> str:
         left = self.lease.remaining(now)
@@ -45,6 +48,8 @@ def list_leases(res: Resources, *, include_ended: bool = False, user_id: str | N
                 gpus: list[GpuInfo] | None = None) -> list[LeaseRow]:
     with res.db.transaction() as session:
         repo = LeaseRepo(session)
+        queue = QueueRepo(session)
+        line = line_rules.ordered(queue.waiting(), holders=queue.holders())
         if user_id:
             leases = repo.open_for_user(user_id)
         elif include_ended:
@@ -52,8 +57,13 @@ def list_leases(res: Resources, *, include_ended: bool = False, user_id: str | N
         else:
             leases = repo.with_status(*OPEN)
     by_uuid = {g.uuid: g for g in (gpus if gpus is not None else _safe_gpus(res))}
-    return [LeaseRow(lease, tuple(gpu_label(u, by_uuid) for u in lease.gpu_uuids))
-            for lease in leases]
+    return [LeaseRow(lease, tuple(gpu_label(u, by_uuid) for u in lease.gpu_uuids),
+                     line_rules.place(line, lease.id)) for lease in leases]
+
+
+def waiting(res: Resources) -> int:
+    with res.db.transaction() as session:
+        return len(QueueRepo(session).waiting())
 
 
 def gpu_table(res: Resources) -> list[GpuRow]:

@@ -57,6 +57,7 @@ class FakeContainerRuntime:
         self._ready = True
         self._watchers: list[EventCallback] = []
         self.foreign_ports: set[int] = set()  # something outside gpubot listens there
+        self.workspace_bytes: dict[str, int] = {}  # what workspace_usage answers
 
     # ------------------------------------------------------------ the port
     def start(
@@ -128,6 +129,9 @@ class FakeContainerRuntime:
     def poll(self, lease_id: int) -> ContainerState:
         container = self._containers.get(lease_id)
         return container.state if container is not None else ContainerState(ContainerStatus.GONE)
+
+    def workspace_usage(self, user_id: str) -> int | None:
+        return self.workspace_bytes.get(user_id)
 
     def list_managed(self) -> list[ManagedContainer]:
         return [

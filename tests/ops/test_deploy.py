@@ -22,6 +22,7 @@ UNIT = ROOT / "deploy" / "systemd" / "gpubot.service"
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 INSTALLED_GPUBOT = "/opt/gpubot/.venv/bin/gpubot"
+INSTALLED_PYTHON = "/opt/gpubot/.venv/bin/python"  # ExecStartPre: the firewall rules
 
 
 def default_setting(name: str) -> str:
@@ -62,8 +63,9 @@ def installed(unit_text: str) -> str:
     at this venv's gpubot (the one pip installed, as /opt/gpubot/.venv's on the server)."""
     gpubot = Path(sys.executable).with_name("gpubot")
     assert gpubot.is_file(), f"{gpubot} missing: pip install -e . first"
-    assert INSTALLED_GPUBOT in unit_text
-    return unit_text.replace(INSTALLED_GPUBOT, str(gpubot))
+    assert INSTALLED_GPUBOT in unit_text and INSTALLED_PYTHON in unit_text
+    return (unit_text.replace(INSTALLED_GPUBOT, str(gpubot))
+            .replace(INSTALLED_PYTHON, str(Path(sys.executable))))
 
 
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
@@ -169,7 +171,7 @@ def test_docker_compose_config_accepts_the_compose_file(tmp_path: Path) -> None:
     assert gpus["driver"] == "nvidia" and "gpu" in gpus["capabilities"]
     assert env["NVIDIA_DRIVER_CAPABILITIES"] == "utility"
     assert bot["read_only"] is True and bot["cap_drop"] == ["ALL"]
-    assert set(bot["cap_add"]) == {"CHOWN", "FOWNER"}
+    assert set(bot["cap_add"]) == {"CHOWN", "FOWNER", "NET_ADMIN"}  # NET_ADMIN: firewall
     assert bot["build"]["dockerfile"] == "deploy/Dockerfile"
     assert Path(bot["build"]["context"]) == tmp_path
 

@@ -82,3 +82,13 @@ def test_app_home_shows_leases_and_gpus_and_its_buttons_work(bot: Bot) -> None:
     refreshed = bot.wait(lambda: "no open lease" in str(bot.slack.home_view(BOB)))
     assert refreshed
     bot.slack.assert_no_problems()
+
+
+def test_a_released_pending_request_is_marked_withdrawn_for_the_admins(bot: Bot) -> None:
+    bot.gpu(BOB, "claim 5d")
+    request = request_message(bot)
+    bot.gpu(BOB, "release 1")
+    updated = bot.wait(lambda: (m := bot.slack.message(ADMIN_CHANNEL, request.ts)).history and m)
+    assert "(lease 1) was withdrawn" in updated.all_text
+    assert not [b for b in updated.blocks if b["type"] == "actions"], "no live buttons"
+    assert status(bot, 1) is LeaseStatus.RELEASED

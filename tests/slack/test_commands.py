@@ -111,3 +111,20 @@ def test_unexpected_error_shows_only_a_reference(bot: Bot, monkeypatch, caplog) 
     assert "ref `" in reply and "NVML exploded" not in reply and "Traceback" not in reply
     ref = reply.split("ref `")[1].split("`")[0]
     assert any(ref in r.getMessage() for r in caplog.records)
+
+
+def test_mine_shows_the_workspace_size_and_status_the_queue(bot: Bot) -> None:
+    bot.kit.runtime.workspace_bytes[BOB] = 3 * 1024**3
+    bot.gpu(BOB, "mine")
+    assert bot.wait(lambda: [t for t in bot.ephemeral_texts(BOB) if "3.0 GiB" in t])
+    for user in (ALICE, ALICE, BOB, BOB):
+        bot.gpu(user, "claim 1h")
+    bot.wait(lambda: len(bot.kit.runtime.started) == 4)
+    bot.gpu(CAROL, "claim 1h")
+    bot.wait(lambda: [t for t in bot.ephemeral_texts(CAROL) if "#1 in the queue" in t])
+    bot.gpu(CAROL, "status")
+    assert bot.wait(lambda: [t for t in bot.ephemeral_texts(CAROL)
+                             if "1 waiting in the queue" in t])
+    bot.gpu(CAROL, "mine")
+    assert bot.wait(lambda: [t for t in bot.ephemeral_texts(CAROL) if "#1 in the queue" in t
+                             and "Lease 5" in t])
