@@ -119,7 +119,8 @@ def test_home_view_headers_and_deny_modal_fields() -> None:
     ("snake_case_name and 2*3*4", "snake_case_name and 2*3*4"),  # not emphasis
     ("`*not bold*` stays", "*not bold* stays"),
     ("<@U0BOB00002> and <@U0X|someone>", "U0BOB00002 and U0X"),
-    ("<https://x.example/a_b|the docs> or <https://y.example>", "the docs (https://x.example/a_b) or https://y.example"),
+    ("<https://x.example/a_b|the docs> or <https://y.example>",
+     "the docs (https://x.example/a_b) or https://y.example"),
     ("<mailto:a@b.example|a@b.example>", "a@b.example"),
     ("<#C0GPU|gpu-admins> <!channel> <!here>", "#gpu-admins @channel @here"),
     ("<!date^1700000000^{date_short_pretty}|2023-11-14 22:13 UTC>", "2023-11-14 22:13 UTC"),

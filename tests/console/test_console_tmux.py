@@ -68,6 +68,9 @@ def test_help_claim_login_release_history_and_ctrl_d(run_console, docker_client)
     assert container.name == f"gpubot-{lease_id}"
     assert container.labels["gpubot.user"] == ALICE
 
+    # the scheduler runs in the console: a 1h lease is due its 1h reminder at once
+    term.wait_for(rf"⏰ Lease {lease_id} ends in \d+m\. Save your work, or extend it\.\n"
+                  r"\[1\] Extend 1d   \[2\] Release", after=mark)
     mark = say(console, "2")  # Release, the access message's second button
     term.wait_for(r"Release this GPU\? Jupyter stops\.", after=mark)
     mark = say(console, "y")
@@ -189,3 +192,18 @@ def test_bad_input_answers_as_in_slack_and_ctrl_d_leaves_only_owned_containers(
     left = {int(c.labels["gpubot.lease"]) for c in ours(docker_client, console)}
     assert left and left <= live, (left, leases)  # every container left has its lease
     assert live == left, "each live lease keeps its container; the bot picks them up again"
+
+
+def test_expiry_is_told_as_it_happens(run_console, docker_client) -> None:
+    console = run_console("--user", ALICE, GPUBOT_MIN_LEASE="1m", GPUBOT_REMIND_BEFORE="30s")
+    term = console.term
+    mark = say(console, "claim 1m")
+    access(console, ALICE, mark)
+    lease_id = console.first_lease
+    term.wait_for(rf"⏰ Lease {lease_id} ends in", after=mark, timeout=90)
+    term.wait_for(rf"🏁 Lease {lease_id} has ended and its Jupyter stopped\. Your files are "
+                  r"kept\.", after=mark, timeout=120)
+    wait_gone(docker_client, console)
+    assert console.leases()[lease_id] == "expired"
+    term.keys("C-d")
+    assert term.wait_exit() == 0
