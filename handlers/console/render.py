@@ -20,6 +20,7 @@ EMOJI = {
     "hourglass_flowing_sand": "⏳", "alarm_clock": "⏰", "checkered_flag": "🏁",
     "raising_hand": "🙋", "no_entry": "⛔", "red_circle": "🔴",
     "large_green_circle": "🟢", "large_orange_circle": "🟠", "leftwards_arrow_with_hook": "↩️",
+    "zzz": "💤", "bar_chart": "📊",
 }
 _CODE = re.compile(r"```(.*?)```|`([^`\n]+)`", re.DOTALL)
 _ANGLE = re.compile(r"<([^<>\n]+)>")

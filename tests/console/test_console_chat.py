@@ -190,3 +190,15 @@ def test_a_queued_claim_offers_its_leave_button(chat: Chat) -> None:
     lease_id = chat.kit.gpubot.use_cases.leases_of(BOB)[0].lease.id
     assert f"Lease {lease_id} left the queue." in chat.say("1")
     assert chat.kit.gpubot.use_cases.leases_of(BOB) == []
+
+
+def test_the_idle_warning_offers_i_am_still_using_it(chat: Chat) -> None:
+    chat.say("claim 1h")
+    lease = chat.kit.gpubot.use_cases.leases_of(ALICE)[0].lease
+    start = len(chat.out.getvalue())
+    chat.kit.gpubot.resources.notifier.idle_warning(lease, chat.kit.clock.now()
+                                                     + timedelta(minutes=30))
+    warning = chat.out.getvalue()[start:]
+    assert f"💤 Lease {lease.id} looks idle" in warning and "[1] I'm still using it" in warning
+    assert f"Lease {lease.id} is yours; idleness counts again" in chat.say("1")
+    assert chat.kit.gpubot.use_cases.leases_of(ALICE)[0].lease.snoozed_until is not None
