@@ -17,6 +17,7 @@ import getpass
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -70,6 +71,8 @@ def run_console(settings: Settings, *, users: list[str] | None = None, admin: bo
                         history=HISTORY, read=read)
     banner = _banner(settings, log_file, notes)
     stop = threading.Event()
+    # SIGTERM ends the console as Ctrl-D does (the finally blocks stop the scheduler)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     scheduler = bot.gpubot.scheduler()
     scheduler.start()
     watcher = threading.Thread(target=runtime.watch_events, name="gpubot-docker-events",

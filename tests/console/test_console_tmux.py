@@ -4,6 +4,7 @@ real containers, real Jupyter, SQLite, synthetic GPUs."""
 from __future__ import annotations
 
 import re
+import signal
 
 import pytest
 
@@ -205,5 +206,6 @@ def test_expiry_is_told_as_it_happens(run_console, docker_client) -> None:
                   r"kept\.", after=mark, timeout=120)
     wait_gone(docker_client, console)
     assert console.leases()[lease_id] == "expired"
-    term.keys("C-d")
+    term.signal(signal.SIGTERM)  # as a service manager stops it: like Ctrl-D
     assert term.wait_exit() == 0
+    assert "Scheduler stopped." in term.screen()

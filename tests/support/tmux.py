@@ -3,6 +3,7 @@ by capture-pane (the whole scrollback, wrapped lines joined)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -85,6 +86,13 @@ class Terminal:
                 return status
             time.sleep(0.2)
         raise AssertionError(f"still running after {timeout}s:\n{self.screen()}")
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the program (the child of the pane's shell)."""
+        shell = self._tmux("display-message", "-p", "-t", self.target, "#{pane_pid}").strip()
+        children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+        assert children, "the program is not running"
+        os.kill(int(children[0]), signum)
 
     def close(self) -> None:
         self._tmux("kill-server", check=False)
