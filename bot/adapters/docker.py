@@ -40,6 +40,7 @@ from bot.adapters.docker_messages import (
 from bot.adapters.docker_pull import ensure_image
 from bot.adapters.docker_ready import http_status, login_url, tail_logs
 from bot.adapters.docker_state import (
+    LABEL_HOST,
     LABEL_LEASE,
     explain,
     has_died,
@@ -267,10 +268,14 @@ class DockerRuntime:
             container = self._client.containers.get(name)
         except NotFound:
             return None
-        if container.labels.get(LABEL_LEASE) == str(lease_id):
+        labels = container.labels
+        if labels.get(LABEL_LEASE) == str(lease_id) and is_this_hosts(labels, self._config.host):
             return container
         if for_start:
+            other = labels.get(LABEL_HOST) if labels.get(LABEL_LEASE) else None
             raise ContainerStartError(
+                f"A container named {name} exists that belongs to gpubot on {other}; two bots "
+                "on one engine need lease ids of their own." if other else
                 f"A container named {name} exists that gpubot did not create; remove or rename it."
             )
         log.warning("ignoring container %s: it lacks the label %s=%s", name, LABEL_LEASE, lease_id)

@@ -76,6 +76,7 @@ class ClaimService:
                     with session.begin_nested():  # a refused grant writes nothing
                         self.granter.grant(repo, lease, gpus, now=now)  # adds it once granted
                 except NoGpuFree:
+                    lease.id = None  # its row, if a race had added it, rolled back with it
                     self.queue.enqueue(session, lease, gpus)
             repo.audit(at=now, actor=user_id, action="claim", lease_id=lease.id,
                        detail=f"{duration} x{gpu_count}{' ' + model if model else ''}")

@@ -83,6 +83,12 @@ class LeaseIds:
         self._next += 1
         return self._next
 
+    def block(self, size: int) -> int:
+        """The first of ``size`` fresh ids (for a test's own database of leases)."""
+        first = self._next + 1
+        self._next += size
+        return first
+
     def __contains__(self, lease_id: object) -> bool:
         return isinstance(lease_id, int) and self.first < lease_id <= self.first + 100_000
 

@@ -16,6 +16,7 @@ from bot.db import migrate
 from bot.db.engine import Database
 from bot.db.repo import LeaseRepo
 from bot.domain.errors import LeaseLimitReached, NoGpuFree
+from bot.domain.lease import LeaseStatus
 from tests.fakes.gpus import FakeInventory
 from tests.fakes.services import build_harness
 
@@ -48,7 +49,8 @@ def _fire(url: str, users: list[str], *, inventory: FakeInventory) -> dict[str, 
             started = time.perf_counter()
             try:
                 lease = kit.claims.claim(user_id=user, duration=timedelta(hours=24))
-                outcome = f"granted:{lease.id}"
+                outcome = f"{'queued' if lease.status is LeaseStatus.QUEUED else 'granted'}:" \
+                          f"{lease.id}"
             except NoGpuFree as exc:
                 outcome = "no_gpu:" + exc.message
             except LeaseLimitReached:
@@ -95,13 +97,12 @@ def test_concurrent_claims_never_double_book(db_url: str) -> None:
     latencies = sorted(r[1] for r in results)
     backend = db_url.split(":")[0]
     print(f"\n[concurrency] {backend}: fired={CLAIMS} granted={outcomes['granted']} "
-          f"refused={outcomes['no_gpu']} other={CLAIMS - outcomes['granted'] - outcomes['no_gpu']} "
+          f"queued={outcomes['queued']} other={CLAIMS - outcomes['granted'] - outcomes['queued']} "
           f"duplicate_gpus={dup_gpus} duplicate_ports={dup_ports} wall={run['wall']:.2f}s "
           f"median={statistics.median(latencies) * 1000:.0f}ms slowest={latencies[-1] * 1000:.0f}ms")
-    assert outcomes["granted"] == GPUS
-    assert outcomes["no_gpu"] == CLAIMS - GPUS
-    refusal = next(r[2] for r in results if r[2].startswith("no_gpu"))
-    assert "No GPU free" in refusal and "/gpu status" in refusal
+    # a full server queues: every claim is answered, none is refused, GPUS hold a GPU
+    assert outcomes["granted"] + outcomes["queued"] == CLAIMS
+    assert outcomes["queued"] >= CLAIMS - GPUS
     assert live == GPUS and dup_gpus == 0 and dup_ports == 0
     assert len(set(gpus)) == GPUS
 
@@ -125,5 +126,5 @@ def test_the_database_alone_refuses_a_second_holder(db_url: str, monkeypatch: py
     outcomes = Counter(r[2].split(":")[0] for r in run["results"])
     gpus, ports, live = _live_allocations(db_url)
     assert not [r[2] for r in run["results"] if r[2].startswith("error")]
-    assert outcomes["granted"] == GPUS and live == GPUS
+    assert outcomes["granted"] + outcomes["queued"] == 20 and live == GPUS
     assert len(set(gpus)) == len(gpus) == GPUS and len(set(ports)) == len(ports) == GPUS

@@ -167,3 +167,25 @@ def _empty_tar() -> bytes:
         info.type = tarfile.DIRTYPE
         tar.addfile(info)
     return buffer.getvalue()
+
+
+def test_another_hosts_container_with_our_name_is_never_adopted(
+    make_runtime: Callable[..., DockerRuntime],
+    new_lease: Callable[..., Lease],
+    docker_client: docker.DockerClient,
+) -> None:
+    """Two bots on one engine (DESIGN §4): the other host's gpubot-<id> is not ours to
+    start, stop or report on, even with the same lease id."""
+    lease = new_lease()
+    name = f"gpubot-{lease.spec.lease_id}"
+    theirs = docker_client.containers.run(
+        eng.TEST_IMAGE, ["sleep", "300"], name=name, detach=True, entrypoint=[],
+        labels={"gpubot.lease": str(lease.spec.lease_id), "gpubot.host": "another-gpu-host"})
+    runtime = make_runtime()
+    with pytest.raises(ContainerStartError) as caught:
+        runtime.start(lease.spec)
+    assert "another-gpu-host" in caught.value.message
+    assert runtime.poll(lease.spec.lease_id).status is ContainerStatus.GONE
+    runtime.stop(lease.spec.lease_id)
+    theirs.reload()
+    assert theirs.status == "running" and docker_client.containers.get(name).id == theirs.id
