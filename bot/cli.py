@@ -1,4 +1,5 @@
-"""The ``gpubot`` command line: serve, console, db upgrade, doctor, leases, release."""
+"""The ``gpubot`` command line: serve, console, db upgrade, doctor, leases, release,
+usage."""
 
 from __future__ import annotations
 
@@ -124,6 +125,46 @@ def release(lease: Annotated[int, typer.Argument(help="Lease id, as in `gpubot l
     except DomainError as exc:
         _fail(exc.message, 1)
     console.print(f"lease {ended.id} released; the workspace of {ended.user_id} is kept")
+
+
+@app.command()
+def usage(
+    since: Annotated[str, typer.Option("--since", help="How far back: 7d, 30d, 12w.")] = "30d",
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout instead of a table.")]
+    = False,
+) -> None:
+    """GPU-hours and mean GPU utilization per user over the last --since (an admin's view,
+    like `/gpu usage`'s lab part)."""
+    import csv
+    import io
+
+    from bot.domain.durations import format_duration, parse_duration
+    from bot.domain.errors import InvalidDuration
+    from bot.domain.usage import total
+
+    try:
+        window = parse_duration(since)
+    except InvalidDuration as exc:
+        _fail(f"--since: {exc.message}")
+    lines = _use_cases(_settings()).usage.by_user(since=window)
+    util = {x.user_id: "" if x.mean_util is None else f"{x.mean_util:.1f}" for x in lines}
+    if as_csv:  # machine-readable: no rounding beyond what the figures carry
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["user", "leases", "gpu_hours", "mean_util_percent"])
+        writer.writerows([x.user_id, x.leases, f"{x.gpu_hours:.3f}", util[x.user_id]]
+                         for x in lines)
+        typer.echo(out.getvalue(), nl=False)
+        return
+    table = Table("user", "leases", "GPU-hours", "mean util %",
+                  title=f"gpubot usage, last {format_duration(window)}")
+    for x in lines:
+        table.add_row(x.user_id, str(x.leases), f"{x.gpu_hours:.1f}", util[x.user_id] or "-")
+    lab = total(lines, "all")
+    table.add_section()
+    table.add_row("all", str(lab.leases), f"{lab.gpu_hours:.1f}",
+                  "-" if lab.mean_util is None else f"{lab.mean_util:.1f}")
+    console.print(table if lines else f"no leases in the last {format_duration(window)}")
 
 
 @app.command()

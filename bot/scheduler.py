@@ -27,12 +27,14 @@ from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 log = logging.getLogger(__name__)
 JOB_IDS = ("expire", "remind", "reconcile")
 # Run when given (bot.bootstrap.Gpubot.jobs gives it): deletes old audit and outbox rows.
 PRUNE_JOB, PRUNE_SECONDS = "prune", 3600.0
 SAMPLE_JOB = "sample"  # idle reclaim and usage, every tick
+REPORT_JOB = "report"  # the usage report to the admin channel, on GPUBOT_REPORT_SCHEDULE
 DEFAULT_RECONCILE_SECONDS = 60.0
 
 
@@ -59,13 +61,16 @@ def guarded(name: str, job: Callable[[], Any]) -> Callable[[], None]:
 
 def build_scheduler(jobs: Mapping[str, Job], tick_seconds: float, *,
                     reconcile_seconds: float | None = None,
+                    report_at: tuple[str, int, int] | None = None,
                     now: Callable[[], datetime] = lambda: datetime.now(UTC)
                     ) -> BackgroundScheduler:
     """The scheduler, not yet started, over ``jobs`` (one callable per name in
     ``JOB_IDS``): ``expire`` and ``remind`` every ``tick_seconds``,
     ``reconcile`` every ``reconcile_seconds`` (default: a minute, or the tick if longer)
-    and once at start-up; ``sample``, when given, every tick; ``prune`` hourly. The caller starts it and shuts
-    it down (``shutdown(wait=True)`` lets running jobs finish)."""
+    and once at start-up; ``sample``, when given, every tick; ``prune`` hourly;
+    ``report`` at ``report_at`` (cron day_of_week, hour, minute, UTC) when both are given.
+    The caller starts it and shuts it down (``shutdown(wait=True)`` lets running jobs
+    finish)."""
     if tick_seconds <= 0:
         raise ValueError("tick_seconds must be positive")
     reconcile_every = reconcile_seconds or max(DEFAULT_RECONCILE_SECONDS, tick_seconds)
@@ -86,4 +91,11 @@ def build_scheduler(jobs: Mapping[str, Job], tick_seconds: float, *,
                           seconds=every, id=job_id, name=f"gpubot {job_id}",
                           replace_existing=True, coalesce=True, max_instances=1,
                           misfire_grace_time=None, **extra)
+    if REPORT_JOB in jobs and report_at is not None:
+        day_of_week, hour, minute = report_at
+        scheduler.add_job(guarded(REPORT_JOB, jobs[REPORT_JOB]),
+                          CronTrigger(day_of_week=day_of_week, hour=hour, minute=minute,
+                                      timezone=UTC),
+                          id=REPORT_JOB, name=f"gpubot {REPORT_JOB}", replace_existing=True,
+                          coalesce=True, max_instances=1, misfire_grace_time=None)
     return scheduler

@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     idle_reclaim_after: Duration = Field(timedelta(hours=2), alias="GPUBOT_IDLE_RECLAIM_AFTER")
     idle_snooze: Duration = Field(timedelta(hours=2), alias="GPUBOT_IDLE_SNOOZE")
 
-    # Usage (issue 12.3, 12.4): per-GPU-day rows older than this are pruned (about 110
+    # Usage (issue 12.3, 12.4): per-GPU-day rows older than this are pruned (about 190
     # bytes a GPU-day: bot/db/usage.py); when the weekly report goes to the admin channel
     usage_retention: Duration = Field(timedelta(days=400), alias="GPUBOT_USAGE_RETENTION")
     report_schedule: str = Field("mon 09:00", alias="GPUBOT_REPORT_SCHEDULE")

@@ -6,6 +6,7 @@
     /gpu extend <duration> [<lease>]
     /gpu status | mine
     /gpu password [<lease>]
+    /gpu queue | leave [<lease>] | usage | report
 
 Anything else answers with help. Lease ids may be written ``12`` or ``#12``.
 """
@@ -40,6 +41,8 @@ class Verb(str, Enum):
     PASSWORD = "password"
     QUEUE = "queue"  # DESIGN §4.1
     LEAVE = "leave"
+    USAGE = "usage"
+    REPORT = "report"  # admins
 
     def __str__(self) -> str:  # f"{verb}" gives "claim", not "Verb.CLAIM"
         return self.value
@@ -68,7 +71,7 @@ def parse(text: str | None, *, default_duration: timedelta,
         verb, args = Verb(words[0].lower()), words[1:]
     except ValueError:
         return Command(Verb.HELP, note=f"I don't know `{shown(words[0], 20)}`.")
-    if verb in {Verb.HELP, Verb.STATUS, Verb.MINE, Verb.QUEUE}:
+    if verb in {Verb.HELP, Verb.STATUS, Verb.MINE, Verb.QUEUE, Verb.USAGE, Verb.REPORT}:
         return Command(verb)
     if verb is Verb.CLAIM:
         return _claim(args, default_duration, max_lease)
@@ -131,4 +134,6 @@ HELP_EXAMPLES = (
     ("/gpu status", "every GPU: who has it, until when, how busy"),
     ("/gpu queue", "who waits for a GPU, in order (a full server queues your claim)"),
     ("/gpu leave [lease]", "leave the queue"),
+    ("/gpu usage", "your GPU-hours and utilization, last 7 and 30 days (admins: everyone's)"),
+    ("/gpu report", "admins: post the usage report with its chart to the admin channel"),
 )

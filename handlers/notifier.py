@@ -39,9 +39,11 @@ from bot.domain.containers import ContainerState
 from bot.domain.errors import MessageDelayed
 from bot.domain.gpus import GpuInfo, describe_gpus
 from bot.domain.lease import Lease
+from bot.domain.usage import UsageReport
 from bot.ports import AccessInfo
 from handlers import blocks, notices
 from handlers.notices import Bounded
+from handlers.report import upload_report
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +223,10 @@ class SlackNotifier:
     def admin_alert(self, text: str) -> None:
         if self.admin_channel:
             self._post(self.admin_channel, (text, [blocks.section(f":warning: {text}")]))
+
+    def usage_report(self, report: UsageReport, png: bytes) -> None:
+        """The chart to the admin channel (``handlers.report``: Slack's external upload)."""
+        upload_report(self.client, self.admin_channel, report, png)
 
     # -------------------------------------------------------------- plumbing
     def _post(self, channel: str, message: Message, *, owed: bool = False

@@ -52,3 +52,9 @@ class LogNotifier:
 
     def admin_alert(self, text: str) -> None:
         log.warning("admin alert: %s", text)
+
+    def usage_report(self, report: Any, png: bytes) -> None:
+        # Nowhere to show a chart: `gpubot usage` prints the table instead.
+        log.info("usage report %s to %s: %.1f GPU-hours by %d users (%d-byte chart not "
+                 "sent)", report.first_day, report.until.date(), report.lab.gpu_hours,
+                 len(report.users), len(png))

@@ -2,8 +2,11 @@
 weekly chart, and the reads of `/gpu usage`.
 
 Kept downsampled on purpose: a lease carries sums, counts and peaks (no time series),
-and a GPU one row per UTC day (about 60 bytes with its key, whatever the tick), so a
-GPU-day costs the same at a 30 s tick as at a 1 s one.
+and a GPU one row per UTC day, whatever the tick, so a GPU-day costs the same at a 30 s
+tick as at a 1 s one. Measured with 40-character NVML UUIDs (6,400 rows): about 190
+bytes a GPU-day on PostgreSQL 15 (a 108-byte row by ``pg_column_size``; 118 bytes of
+heap and 70 of primary-key index per row), about 170 on SQLite 3.40 (``dbstat``: table
+and index pages). 64 GPUs kept GPUBOT_USAGE_RETENTION's default 400 days: about 5 MB.
 """
 
 from __future__ import annotations

@@ -70,3 +70,6 @@ class RecordingNotifier:
 
     def admin_alert(self, text: str) -> None:
         self._add("admin_alert", None, text=text)
+
+    def usage_report(self, report: Any, png: bytes) -> None:
+        self._add("usage_report", None, report=report, png=png)

@@ -49,17 +49,26 @@ class SlackUsage:
 
 
 @cache
-def webclient_methods() -> dict[str, str]:
-    """``WebClient`` attribute name -> Web API method, e.g. chat_postMessage -> chat.postMessage."""
+def webclient_methods() -> dict[str, tuple[str, ...]]:
+    """``WebClient`` attribute name -> the Web API methods it posts to, e.g.
+    chat_postMessage -> (chat.postMessage,); a helper with no ``api_call`` of its own that
+    calls other such attributes maps to theirs (files_upload_v2 ->
+    files.getUploadURLExternal, files.completeUploadExternal)."""
     from slack_sdk import WebClient
 
-    found: dict[str, str] = {}
-    for name, member in vars(WebClient).items():
-        if name.startswith("_") or not callable(member):
-            continue
-        match = re.search(r'api_call\(\s*"([\w.]+)"', inspect.getsource(member))
+    sources = {name: inspect.getsource(member) for name, member in vars(WebClient).items()
+               if not name.startswith("_") and callable(member)}
+    found: dict[str, tuple[str, ...]] = {}
+    for name, source in sources.items():
+        match = re.search(r'api_call\(\s*"([\w.]+)"', source)
         if match:
-            found[name] = match.group(1)
+            found[name] = (match.group(1),)
+    for name, source in sources.items():
+        if name not in found:
+            called = [m for other in re.findall(r"self\.(\w+)\(", source)
+                      for m in found.get(other, ())]
+            if called:
+                found[name] = tuple(dict.fromkeys(called))
     return found
 
 
@@ -79,7 +88,8 @@ def scan_source(text: str, where: str, usage: SlackUsage, *, listeners: bool = T
             if name == "api_call" and (method := _literal(node.args[0] if node.args else None)):
                 usage.call(method, at)
             elif name in methods:
-                usage.call(methods[name], at)
+                for method in methods[name]:
+                    usage.call(method, at)
         if listeners and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             _listener(node, where, usage)
     return usage

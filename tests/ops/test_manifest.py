@@ -86,6 +86,8 @@ def test_the_scan_sees_the_calls_we_know_of(usage: SlackUsage) -> None:
             "auth.test"} <= set(usage.methods), usage.methods
     # the notifier's DMs and the error teller's, in different modules
     assert len({where.split(":")[0] for where in usage.methods["chat.postMessage"]}) >= 2
+    # files_upload_v2 has no api_call of its own: it is the external upload flow
+    assert {"files.getUploadURLExternal", "files.completeUploadExternal"} <= set(usage.methods)
     assert usage.commands == {"/gpu"} and "app_home_opened" in usage.events
     assert usage.interactive
 

@@ -11,7 +11,7 @@ and ack for assertions.
               send_envelope, wait_ack, wait_for_connection, request_reconnect,
               disconnect_all; HTTP mode: post_signed, http_slash_command,
               http_block_action, http_event
-    inspect:  messages, message, dms, ephemerals, home_view, open_views, view, calls,
+    inspect:  messages, message, dms, ephemerals, home_view, open_views, view, files, calls,
               api_errors, response_url_posts, envelopes, ack_latencies,
               assert_acks_within, problems, assert_no_problems, wait_for
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-ArgType = Literal["string", "boolean", "blocks", "attachments", "view"]
+ArgType = Literal["string", "boolean", "blocks", "attachments", "view", "integer", "files"]
 TokenType = Literal["bot", "app"]
 
 # Errors Slack documents as possible for every Web API method.
@@ -152,6 +152,23 @@ METHODS: dict[str, MethodSpec] = {
             frozenset({"expired_trigger_id", "invalid_trigger_id", "exchanged_trigger_id",
                        "not_found", "push_limit_reached", "duplicate_external_id",
                        "view_too_large"}),
+        ),
+        MethodSpec(  # the external upload flow, step 1 (methods_files.py)
+            "files.getUploadURLExternal",
+            ("token", "length", "filename"),
+            {"length": "integer", "filename": "string", "alt_txt": "string",
+             "snippet_type": "string"},
+            frozenset({"alt_txt_too_large", "missing_argument"}),
+            post_only=True,
+        ),
+        MethodSpec(  # step 3, after the bytes went to the upload URL
+            "files.completeUploadExternal",
+            ("token", "files"),
+            {"files": "files", "channel_id": "string", "channels": "string",
+             "thread_ts": "string", "initial_comment": "string", "blocks": "string"},
+            frozenset({"file_not_found", "channel_not_found", "not_in_channel",
+                       "invalid_blocks"}),
+            post_only=True,
         ),
         MethodSpec(
             "users.info",

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .records import Call, Envelope, Ephemeral, Message, ViewRecord
+from .records import Call, Envelope, Ephemeral, FileRecord, Message, ViewRecord
 from .store import Store
 
 T = TypeVar("T")
@@ -66,6 +66,14 @@ class InspectMixin:
         """Any view ever opened or published, with its history."""
         with self.store.lock:
             return copy.deepcopy(self.store.views[view_id])
+
+    def files(self, channel: str | None = None) -> list[FileRecord]:
+        """Files of the external upload flow (bytes in ``data``), oldest first; with
+        ``channel``, those shared there."""
+        with self.store.lock:
+            cid = None if channel is None else self._channel_id(channel)
+            return copy.deepcopy([f for f in self.store.files.values()
+                                  if cid is None or cid in f.channels])
 
     def calls(self, method: str | None = None) -> list[Call]:
         """Recorded Web API calls, optionally of one method."""

@@ -37,6 +37,7 @@ class Message:
     thread_ts: str | None = None
     deleted: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # ids of files shared with it
 
     @property
     def all_text(self) -> str:
@@ -151,3 +152,30 @@ class Trigger:
     user: str
     issued_at: float
     used: bool = False
+
+
+@dataclass
+class FileRecord:
+    """A file of the external upload flow: announced (files.getUploadURLExternal), its
+    bytes posted to the upload URL, then completed (files.completeUploadExternal)."""
+
+    id: str
+    filename: str
+    length: int  # as announced
+    alt_txt: str | None
+    user: str
+    created: float
+    data: bytes | None = None  # None until uploaded
+    title: str | None = None
+    completed: bool = False
+    channels: list[str] = field(default_factory=list)
+
+    @property
+    def mimetype(self) -> str:
+        return "image/png" if (self.data or b"").startswith(b"\x89PNG\r\n\x1a\n") \
+            else "application/octet-stream"
+
+    def to_slack(self) -> dict[str, Any]:
+        return {"id": self.id, "created": int(self.created), "name": self.filename,
+                "title": self.title or self.filename, "mimetype": self.mimetype,
+                "size": len(self.data or b""), "user": self.user, "channels": list(self.channels)}

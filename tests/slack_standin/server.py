@@ -1,7 +1,8 @@
 """The aiohttp server of the stand-in, run on its own event loop in a daemon thread.
 
 Routes: ``/api/{method}`` (Web API), ``/response/{rid}`` (response_url),
-``/link/`` (Socket Mode WebSocket). ``ServerThread.run`` lets the test thread execute a
+``/upload/v1/{ticket}`` (file upload URLs), ``/link/`` (Socket Mode WebSocket).
+``ServerThread.run`` lets the test thread execute a
 coroutine on the server loop and wait for its result.
 """
 
@@ -15,6 +16,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from .methods_chat import HANDLERS as CHAT_HANDLERS
+from .methods_files import HANDLERS as FILE_HANDLERS
+from .methods_files import make_upload_handler
 from .methods_views import HANDLERS as VIEW_HANDLERS
 from .response_url import make_response_url_handler
 from .socket_mode import SocketModeHub
@@ -43,10 +46,11 @@ class ServerThread:
 
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)
-        api = make_api_handler(self.store, {**CHAT_HANDLERS, **VIEW_HANDLERS},
-                               lambda: self.base_url)
+        api = make_api_handler(self.store, {**CHAT_HANDLERS, **VIEW_HANDLERS,
+                                            **FILE_HANDLERS}, lambda: self.base_url)
         app.router.add_route("*", "/api/{method}", api)
         app.router.add_post("/response/{rid:.+}", make_response_url_handler(self.store))
+        app.router.add_post("/upload/v1/{ticket}", make_upload_handler(self.store))
         app.router.add_get("/link/", self.hub.handle)
         app.router.add_get("/link", self.hub.handle)
         return app

@@ -18,7 +18,8 @@ from typing import Any
 
 from .config import StandInConfig, User
 from .errors import SlackError
-from .records import Call, Envelope, Ephemeral, Message, ResponseUrl, Trigger, ViewRecord
+from .records import (Call, Envelope, Ephemeral, FileRecord, Message, ResponseUrl, Trigger,
+                      ViewRecord)
 
 _ALNUM = string.ascii_uppercase + string.digits
 
@@ -56,6 +57,8 @@ class Store:
     triggers: dict[str, Trigger] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     tickets: dict[str, float] = field(default_factory=dict)
+    files: dict[str, FileRecord] = field(default_factory=dict)  # by id
+    upload_tickets: dict[str, str] = field(default_factory=dict)  # upload URL ticket -> id
     _last_ts: float = 0.0
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 

@@ -99,6 +99,20 @@ def _normalize(spec: MethodSpec, args: dict[str, Any]) -> dict[str, Any]:
                 value = parse_json_arg(value, list)
             except BlocksFormatError as exc:
                 raise SlackError("invalid_arguments", [f"`attachments` {exc}"]) from exc
+        if kind == "integer":  # form and query values arrive as text
+            text = str(value).strip()
+            if isinstance(value, bool) or not text.lstrip("-").isdigit():
+                raise SlackError("invalid_arguments", [f"`{key}` must be an integer"])
+            value = int(text)
+        if kind == "files":
+            try:
+                value = parse_json_arg(value, list)
+            except BlocksFormatError as exc:
+                raise SlackError("invalid_arguments", [f"`{key}` {exc}"]) from exc
+            if not value or not all(isinstance(f, dict) and isinstance(f.get("id"), str)
+                                    for f in value):
+                raise SlackError("invalid_arguments", [f"`{key}` must be an array of "
+                                                       f"objects with an `id`"])
         if kind == "view":
             try:
                 value = parse_json_arg(value, dict)
