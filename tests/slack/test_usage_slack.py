@@ -4,9 +4,16 @@ Slack's external upload flow."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from bot.domain.errors import DomainError
+from bot.domain.usage import UsageReport
+from handlers.notifier import web_client
+from handlers.report import SlackNames, upload_report
 from tests.slack.conftest import ADMIN_CHANNEL, ALICE, BOB, CAROL, Bot
+from tests.slack_standin import SlackStandIn
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -69,3 +76,21 @@ def test_report_posts_the_chart_to_the_admin_channel_for_admins_only(bot: Bot) -
     assert methods == ["files.getUploadURLExternal", "files.completeUploadExternal"]
     bot.slack.assert_acks_within(3.0)
     bot.slack.assert_no_problems()
+
+
+def test_the_upload_says_why_it_cannot_arrive(slack_standin: SlackStandIn) -> None:
+    """No admin channel, or one Slack does not know: a sentence an admin can act on; and
+    the chart's names come from users.info, asked once per person."""
+    client = web_client(slack_standin.bot_token, slack_standin.api_url)
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    report = UsageReport(now.date(), now, (), ())
+    with pytest.raises(DomainError, match="GPUBOT_ADMIN_CHANNEL"):
+        upload_report(client, None, report, PNG)
+    with pytest.raises(DomainError, match="channel_not_found"):
+        upload_report(client, "C0NOWHERE0", report, PNG)
+    assert slack_standin.files(ADMIN_CHANNEL) == []
+
+    names = SlackNames(client)
+    assert names(BOB) == "bob" and names("U0NOBODY00") == "U0NOBODY00"  # display name, or id
+    names(BOB)
+    assert len(slack_standin.calls("users.info")) == 2  # bob's name was kept
