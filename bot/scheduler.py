@@ -76,7 +76,7 @@ def build_scheduler(jobs: Mapping[str, Job], tick_seconds: float, *,
     reconcile_every = reconcile_seconds or max(DEFAULT_RECONCILE_SECONDS, tick_seconds)
     scheduler = BackgroundScheduler(
         timezone=UTC,
-        executors={"default": ThreadPoolExecutor(max_workers=len(JOB_IDS) + 2)},
+        executors={"default": ThreadPoolExecutor(max_workers=max(len(jobs), len(JOB_IDS)))},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
     every_job = [("expire", tick_seconds), ("remind", tick_seconds),
