@@ -56,6 +56,9 @@ class Metrics:
             "gpubot_claim_ready_seconds", "From the claim to its access DM (Jupyter up; "
             "includes waiting for an admin's approval)", buckets=READY_BUCKETS,
             registry=self.registry)
+        self.queue_wait = Histogram(
+            "gpubot_queue_wait_seconds", "From joining the queue to the access DM of a "
+            "request granted from it", buckets=READY_BUCKETS, registry=self.registry)
         self.idle_reclaims = Counter(
             "gpubot_idle_reclaims", "Leases ended because they sat idle while someone "
             "waited for their GPU", registry=self.registry)
@@ -151,6 +154,9 @@ class MeteredNotifier:
         if lease.started_at is not None:
             waited = (lease.started_at - lease.created_at).total_seconds()
             self._metrics.claim_ready.observe(max(waited, 0.0))
+            if lease.queued_at is not None:
+                queued = (lease.started_at - lease.queued_at).total_seconds()
+                self._metrics.queue_wait.observe(max(queued, 0.0))
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)

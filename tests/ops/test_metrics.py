@@ -138,6 +138,17 @@ def test_the_access_dm_observes_claim_to_ready() -> None:
     assert samples[("gpubot_claim_ready_seconds_bucket", (("le", "60.0"),))] == 1
 
 
+def test_a_request_from_the_queue_observes_its_wait() -> None:
+    metrics = Metrics()
+    queued = lease(timedelta(minutes=50))
+    queued.queued_at = T0 + timedelta(minutes=5)
+    metrics.notifier(Recorder()).access_ready(queued, AccessInfo("http://h:1/", "pw"))
+    metrics.notifier(Recorder()).access_ready(lease(timedelta(seconds=9)), AccessInfo("u", "p"))
+    samples = scrape(metrics)
+    assert samples[("gpubot_queue_wait_seconds_count", ())] == 1  # only the queued one
+    assert samples[("gpubot_queue_wait_seconds_sum", ())] == 45 * 60
+
+
 def test_a_refused_access_dm_is_not_observed_until_it_goes_out() -> None:
     metrics = Metrics()
     with pytest.raises(MessageDelayed):
