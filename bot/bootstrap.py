@@ -32,6 +32,7 @@ from bot.services.ending import LeaseEnder
 from bot.services.facade import UseCases
 from bot.services.grant import Granter
 from bot.services.idle import IdleService
+from bot.services.keys import KeyService, register_key_effects
 from bot.services.leases import LeaseCommands
 from bot.services.lifecycle import LifecycleJobs
 from bot.services.outbox import Outbox
@@ -102,7 +103,8 @@ def make_config(settings: Settings) -> LeaseConfig:
                        idle=IdleRules(util_percent=settings.idle_util_percent,
                                       warn_after=settings.idle_warn_after,
                                       reclaim_after=settings.idle_reclaim_after,
-                                      snooze=settings.idle_snooze))
+                                      snooze=settings.idle_snooze),
+                       ssh=settings.ssh)
 
 
 def make_inventory(settings: Settings) -> GpuInventory:
@@ -122,6 +124,7 @@ def make_runtime(settings: Settings) -> ContainerRuntime:
     return DockerRuntime(DockerRuntimeConfig(
         image=settings.image, workspace_root=settings.workspace_root,
         bind_address=settings.bind_address, mem_limit=settings.mem_limit, cpus=settings.cpus,
+        ssh_bind_address=settings.bind_address,  # sshd's port: never behind a proxy
         shm_size=settings.shm_size, pids_limit=settings.pids_limit,
         gpu_request=not settings.fake_gpus, pull_missing=settings.pull_missing_image,
         host=settings.host_name, ready_poll_interval=0.05,
@@ -195,6 +198,7 @@ def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
     outbox = Outbox(res.db, res.clock, retry_after=cfg.effect_retry_after,
                     horizon=cfg.effect_horizon, batch_size=cfg.batch_size)
     register_lease_effects(outbox, res)
+    register_key_effects(outbox, res)
     ender = LeaseEnder(outbox)
     granter = Granter(res)
     queue = QueueService(res, granter, outbox, ender, background=background)
@@ -207,7 +211,8 @@ def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
     use_cases = UseCases(claims=claims, leases=LeaseCommands(res, ender),
                          approvals=ApprovalService(res, granter, outbox, ender, queue),
                          queue=queue, idle=idle, resources=res,
-                         usage=UsageService(res, chart or MatplotlibChart()))
+                         usage=UsageService(res, chart or MatplotlibChart()),
+                         keys=KeyService(res, outbox))
     return Gpubot(settings=settings, resources=res, outbox=outbox, ender=ender,
                   use_cases=use_cases, lifecycle=lifecycle,
                   reconciler=Reconciler(res, outbox, claims, lifecycle, ender, queue))

@@ -26,6 +26,9 @@ _SECRETS = re.compile(
     r"|gAAAAA[A-Za-z0-9_=-]{20,}"  # Fernet ciphertexts
     r"|\$argon2(?:id|i|d)?\$[^\s'\"]+"  # password hashes
     r"|(?<=ticket=)[^&\s'\"]+"  # the one-time ticket in a Socket Mode URL
+    # a private SSH/PEM key pasted into `/gpu key add` by mistake: all of it, to its end
+    r"|-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.|\n)*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)"
+    r"|PuTTY-User-Key-File-(?:.|\n)*"
 )
 # `password=…`, `"secret": "…"`: keep the key, hide the value.
 _KEYED = re.compile(r"""(?i)((?:password|passwd|secret|token)["']?\s*[:=]\s*)"""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from bot.domain.containers import ContainerState, ContainerStatus  # noqa: F401 (re-exported)
 from bot.domain.gpus import DriverInfo, GpuInfo, GpuProcess  # noqa: F401 (re-exported)
 from bot.domain.idle import JupyterActivity
+from bot.domain.ssh import SshAccess
 from bot.domain.usage import UsageReport
 
 if TYPE_CHECKING:
@@ -45,6 +46,11 @@ class ContainerSpec:
     uid: int = 1000  # this person's own host uid (and gid): the container and workspace
     image: str | None = None  # the lease's environment's image; None: the runtime's own
     environment: str | None = None  # its name, labelled gpubot.env
+    # SSH (GPUBOT_SSH, bot/services/keys.py): sshd runs when ssh_port is set
+    ssh_port: int | None = None  # host port published for the container's sshd
+    ssh_host_key: str = field(default="", repr=False)  # OpenSSH private key file text
+    authorized_keys: str = ""  # the authorized_keys file
+    login: str = ""  # the user name sshd accepts (the container's passwd entry)
 
 
 @dataclass(frozen=True)
@@ -104,12 +110,18 @@ class ContainerRuntime(Protocol):
         of our containers dies (exit, OOM kill), so users hear of it within seconds."""
         ...
 
+    def set_authorized_keys(self, lease_id: int, text: str) -> None:
+        """Replace the authorized_keys file of the lease's container (keys changed during
+        the lease); sshd reads it at each login. Raises if the container is not there."""
+        ...
+
 
 # ----------------------------------------------------------------------- notifier
 @dataclass(frozen=True)
 class AccessInfo:
     url: str
     password: str = field(repr=False)
+    ssh: SshAccess | None = None  # the lease runs sshd (GPUBOT_SSH)
 
 
 class Notifier(Protocol):

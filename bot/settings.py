@@ -153,6 +153,9 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", alias="GPUBOT_LOG_LEVEL")
 
+    # SSH (DESIGN §4.1, issue 13.2): each lease also gets an SSH port (keys only)
+    ssh: bool = Field(False, alias="GPUBOT_SSH")
+
     # Operations: Prometheus /metrics on address:port; unset = off
     metrics_address: str | None = Field(None, alias="GPUBOT_METRICS_ADDRESS")
 

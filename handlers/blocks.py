@@ -14,9 +14,11 @@ from typing import Any
 from bot.domain.durations import format_duration
 from bot.domain.containers import ContainerState, what_happened
 from bot.domain.lease import Lease, LeaseStatus
+from bot.domain.ssh import SshAccess
 from bot.services.views import GpuRow, GpuState, LeaseRow
 from handlers.errors import mention
 from handlers.grammar import HELP_EXAMPLES
+from handlers.keys import ssh_blocks, ssh_text
 
 EXTEND, RELEASE, APPROVE, DENY, OPEN = ("gpu_extend", "gpu_release", "gpu_approve",
                                         "gpu_deny", "gpu_open")
@@ -93,9 +95,9 @@ def help_message(note: str | None = None) -> tuple[str, Blocks]:
 
 
 def access_message(lease: Lease, *, url: str, password: str, gpus: str,
-                   extend_by: timedelta) -> tuple[str, Blocks]:
+                   extend_by: timedelta, ssh: SshAccess | None = None) -> tuple[str, Blocks]:
     what = "Your GPU is ready: your Jupyter" if lease.queued_at else "Your Jupyter"
-    text = f"{what} on {gpus} is ready: {url}"
+    text = f"{what} on {gpus} is ready: {url}" + ssh_text(ssh)
     return text, [
         section(f":white_check_mark: *{what} on {gpus} is ready* (lease {lease.id})"),
         {"type": "section", "fields": [
@@ -104,6 +106,7 @@ def access_message(lease: Lease, *, url: str, password: str, gpus: str,
             {"type": "mrkdwn", "text": f"*Until*\n{when(lease.expires_at)}"},
             {"type": "mrkdwn", "text": "*Workspace*\n`/workspace` (kept after the lease)"},
         ]},
+        *ssh_blocks(ssh),  # GPUBOT_SSH: the command, ~/.ssh/config, the host key
         lease_buttons(lease, extend_by=extend_by, url=url),
         context("Keep the password to yourself. `/gpu password` sends it again."),
     ]

@@ -11,6 +11,7 @@ from handlers import blocks, usage_blocks
 from handlers.context import HandlerContext, quick_command
 from handlers.errors import teller
 from handlers.grammar import parse
+from handlers.keys import handle_key
 
 
 def register(app: Any, ctx: HandlerContext) -> None:
@@ -75,6 +76,8 @@ def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
     elif cmd.verb == "report":  # NotAllowed for anyone but an admin
         report = bot.usage.post_report(by=user)
         say((usage_blocks.report_posted_text(report), []))
+    elif cmd.verb == "key":  # SSH public keys (issue 13.2)
+        say(handle_key(bot, user, cmd))
     elif cmd.verb == "password":
         lease = bot.leases.resend_access(user_id=user, lease_id=cmd.lease_id)
         say((f"I sent the link and password for lease {lease.id} by DM.", []))

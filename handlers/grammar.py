@@ -6,6 +6,7 @@
     /gpu extend <duration> [<lease>]
     /gpu status | mine
     /gpu password [<lease>]
+    /gpu key add <public key> | key list | key remove <n>
     /gpu queue | leave [<lease>] | usage | report
 
 Anything else answers with help. Lease ids may be written ``12`` or ``#12``.
@@ -14,14 +15,16 @@ Anything else answers with help. Lease ids may be written ``12`` or ``#12``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 
 from bot.domain.durations import parse_duration, shown
 from bot.domain.errors import DomainError, InvalidDuration
+from bot.domain.ssh import looks_private
 
 MAX_INPUT = 200  # longer text is not a command anybody typed on purpose
+MAX_KEY_INPUT = 16_000  # `key add`: an RSA public key, or a private key pasted by mistake
 _LEASE = re.compile(r"#?([0-9]{1,9})", re.ASCII)
 _GPUS = re.compile(r"([0-9]{1,2})\s*(?:x\s*)?gpus?", re.ASCII | re.IGNORECASE)
 _MODEL = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}", re.ASCII)
@@ -39,6 +42,7 @@ class Verb(str, Enum):
     STATUS = "status"
     MINE = "mine"
     PASSWORD = "password"
+    KEY = "key"  # SSH public keys: `key add <key>`, `key list`, `key remove <n>`
     QUEUE = "queue"  # DESIGN §4.1
     LEAVE = "leave"
     USAGE = "usage"
@@ -56,12 +60,16 @@ class Command:
     model: str | None = None
     lease_id: int | None = None
     note: str | None = None  # e.g. why help is shown
+    action: str | None = None  # `key add|list|remove`
+    arg: str | None = field(default=None, repr=False)  # the key's text, or the key number
 
 
 def parse(text: str | None, *, default_duration: timedelta,
           max_lease: timedelta | None = None) -> Command:
     """``max_lease`` (optional) words the message for an absurdly long duration."""
     raw = (text or "").strip()
+    if looks_private(raw) or (raw.split(None, 1) or [""])[0].lower() == "key":
+        return _key(raw[:MAX_KEY_INPUT])  # before the length check: keys are long
     if len(raw) > MAX_INPUT:
         return Command(Verb.HELP, note="That command is too long to be one of mine.")
     words = raw.split()
@@ -113,6 +121,29 @@ def _claim(args: list[str], default: timedelta, longest: timedelta | None) -> Co
     return Command(Verb.CLAIM, duration=duration, gpu_count=count, model=text)
 
 
+def _key(raw: str) -> Command:
+    """``key add <public key>`` (the rest of the line, as pasted), ``key [list]``,
+    ``key remove <n>``. Anything that looks like a private key is handed to ``add``,
+    whose refusal says it is compromised now; it is never echoed back."""
+    if looks_private(raw):
+        return Command(Verb.KEY, action="add", arg=raw)
+    words = raw.split(None, 2)
+    action = words[1].lower() if len(words) > 1 else "list"
+    rest = words[2] if len(words) > 2 else ""
+    if action == "add":
+        return Command(Verb.KEY, action="add", arg=rest)
+    if action == "list" and not rest:
+        return Command(Verb.KEY, action="list")
+    if action in {"remove", "rm", "delete"}:
+        match = re.fullmatch(r"#?([0-9]{1,3})", rest.strip())
+        if match:
+            return Command(Verb.KEY, action="remove", arg=match.group(1))
+        raise DomainError("Say which key, by its number in `/gpu key list`: "
+                          "e.g. `/gpu key remove 1`.")
+    raise DomainError("Use `/gpu key add ssh-ed25519 AAAA…`, `/gpu key list` or "
+                      "`/gpu key remove <n>`.")
+
+
 def _lease(args: list[str], verb: Verb) -> int | None:
     if not args:
         return None
@@ -132,6 +163,8 @@ HELP_EXAMPLES = (
     ("/gpu password [lease]", "your Jupyter link and password again, by DM"),
     ("/gpu release [lease]", "give the GPU back (your files stay)"),
     ("/gpu status", "every GPU: who has it, until when, how busy"),
+    ("/gpu key add ssh-ed25519 AAAA…", "an SSH public key for your leases (VS Code, scp)"),
+    ("/gpu key list | remove <n>", "your SSH keys; take one away"),
     ("/gpu queue", "who waits for a GPU, in order (a full server queues your claim)"),
     ("/gpu leave [lease]", "leave the queue"),
     ("/gpu usage", "your GPU-hours and utilization, last 7 and 30 days (admins: everyone's)"),

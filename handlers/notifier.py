@@ -107,7 +107,7 @@ class SlackNotifier:
         self._post(lease.user_id, blocks.access_message(
             lease, url=access.url, password=access.password,
             gpus=describe_gpus(lease.gpu_uuids, self.gpus()),
-            extend_by=self.extend_by), owed=owed)
+            extend_by=self.extend_by, ssh=access.ssh), owed=owed)
 
     def claim_failed(self, lease: Lease, reason: str) -> None:
         self._upsert(self._progress, lease, lease.user_id, blocks.failed_message(lease, reason),

@@ -129,9 +129,23 @@ setup_venv_python() {
     PYTHON=$VENV/bin/python
 }
 
+# ------------------------------------------------------------------------------ ssh
+# sshd for GPUBOT_SSH (image/start-sshd.sh runs it as the lease's user); nss_wrapper
+# gives that uid a name. The package's host keys would be shared by every container of
+# the image: they go, each lease gets its own from the bot.
+install_sshd() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "no apt-get: no sshd in this image (leases of it cannot use GPUBOT_SSH)"
+        return 0
+    fi
+    apt_install openssh-server libnss-wrapper
+    rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub
+}
+
 install_extra_cas
 write_pip_conf
 create_user
+install_sshd
 PYTHON=""
 if conda=$(find_conda); then
     say "conda base: installing into $(dirname "$(dirname "$conda")")"

@@ -39,6 +39,12 @@ argon2:* | sha1:*:* | sha256:*:* | sha512:*:*) ;;
 esac
 hash=
 
+# SSH (GPUBOT_SSH): sshd beside Jupyter when the bot copied in a host key; a broken set-up
+# fails the start here rather than leaving an access DM that points at nothing.
+if [ -n "${GPUBOT_SSH_DIR:-}" ]; then
+    /usr/local/bin/start-sshd
+fi
+
 exec jupyter lab \
     --config=/usr/local/share/gpubot/jupyter_server_config.py \
     --ServerApp.ip=0.0.0.0 \

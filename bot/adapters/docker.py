@@ -25,7 +25,7 @@ import docker
 from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 
-from bot.adapters import docker_firewall, docker_network
+from bot.adapters import docker_firewall, docker_network, docker_ssh
 from bot.adapters.docker_create import (
     container_user,
     DockerRuntimeConfig,
@@ -127,6 +127,8 @@ class DockerRuntime:
             ) from exc
         try:
             container.put_archive("/", secrets_archive(spec.password_hash, spec.uid))
+            if spec.ssh_port is not None:
+                container.put_archive("/", docker_ssh.ssh_archive(spec))
             report("Starting the Jupyter container")
             container.start()
             self._prove_isolated(container, spec.uid)
@@ -153,6 +155,7 @@ class DockerRuntime:
             raise ContainerStartError(f"Port {spec.port} is not a TCP port.")
         if not spec.password_hash:
             raise ContainerStartError("Refusing to start Jupyter without a password hash.")
+        docker_ssh.validate(spec)
 
     def _guard_host(self) -> None:
         if self._config.block_host_access:
@@ -228,6 +231,13 @@ class DockerRuntime:
         except DockerException as exc:
             log.warning("could not prune lease networks: %s", explain(exc))
         return found
+
+    def set_authorized_keys(self, lease_id: int, text: str) -> None:
+        """Keys changed during the lease: sshd reads the file at each login."""
+        container = self._find(lease_id)
+        if container is None:
+            raise ContainerStartError(f"Lease {lease_id} has no container to hand keys to.")
+        docker_ssh.put_authorized_keys(container, text)
 
     def workspace_usage(self, user_id: str) -> int | None:
         """Bytes on disk in the user's workspace (like ``du``), None when it has none."""

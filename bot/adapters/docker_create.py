@@ -13,6 +13,7 @@ from typing import Any
 
 from docker.types import DeviceRequest, LogConfig
 
+from bot.adapters.docker_ssh import add_ssh
 from bot.adapters.docker_state import LABEL_GPUS, LABEL_HOST, LABEL_LEASE, LABEL_MANAGED, LABEL_USER
 from bot.domain.lease import container_name
 from bot.ports import ContainerSpec
@@ -50,6 +51,7 @@ class DockerRuntimeConfig:
     rootfs_size: str = ""
     lease_subnets: str = "172.30.0.0/16"  # one small subnet per lease is carved from it
     block_host_access: bool = True  # firewall rules keep leases off host services
+    ssh_bind_address: str = ""  # sshd's port (GPUBOT_BIND_ADDRESS, also with a proxy)
 
 
 def create_args(cfg: DockerRuntimeConfig, spec: ContainerSpec, workspace: Path,
@@ -95,6 +97,7 @@ def create_args(cfg: DockerRuntimeConfig, spec: ContainerSpec, workspace: Path,
     }
     if cfg.rootfs_size:
         args["storage_opt"] = {"size": cfg.rootfs_size}
+    add_ssh(args, spec, cfg.ssh_bind_address or cfg.bind_address)  # sshd's port
     return args
 
 

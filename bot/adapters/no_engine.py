@@ -48,6 +48,9 @@ class NoEngine:
     def poll(self, lease_id: int) -> ContainerState:
         raise EngineUnavailable(self.reason)  # unknown is not dead: keep active leases
 
+    def set_authorized_keys(self, lease_id: int, text: str) -> None:
+        raise EngineUnavailable(self.reason)  # no lease of ours runs: nothing to update
+
     def workspace_usage(self, user_id: str) -> int | None:
         return None  # no engine, no workspace made by it
 

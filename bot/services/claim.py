@@ -28,6 +28,7 @@ from bot.ports import ContainerSpec
 from bot.security import hash_jupyter_password
 from bot.services.ending import AuditAs, Ending, LeaseEnder
 from bot.services.grant import Granter
+from bot.services.keys import ssh_fields
 from bot.services.outbox import Effect, EffectKind, Outbox
 from bot.services.queue import NeverFits, QueueService, never_fits_message
 from bot.services.resources import Resources
@@ -139,7 +140,8 @@ class ClaimService:
                         ContainerSpec(lease_id=lease_id, user_id=lease.user_id,
                                       gpu_uuids=lease.gpu_uuids, port=lease.port or 0,
                                       password_hash=hash_jupyter_password(password),
-                                      **({"uid": uid} if uid is not None else {})),
+                                      **({"uid": uid} if uid is not None else {}),
+                                      **ssh_fields(res, lease, password)),
                         on_progress=lambda text: res.notifier.progress(lease, text))
                     break
                 except PortInUse:
@@ -175,8 +177,7 @@ class ClaimService:
             lease = repo.get(lease_id, lock=True)
             if lease.status is not LeaseStatus.STARTING:
                 return None
-            repo.free_ports([lease_id])
-            lease.port = self.granter.allocate_port(repo, lease, now=now)
+            self.granter.reallocate_ports(repo, lease, now=now)  # sshd's too, if any
         return lease
 
     def _record(self, lease_id: int, *, container_id: str | None = None,

@@ -12,6 +12,7 @@ from bot.db.repo import LeaseRepo
 from bot.domain.containers import ContainerState
 from bot.domain.lease import SYSTEM_ACTOR, Lease, LeaseStatus
 from bot.ports import AccessInfo
+from bot.services.keys import ssh_access
 from bot.services.outbox import Effect, EffectKind, EffectType, Outbox
 from bot.services.resources import Resources
 
@@ -39,9 +40,10 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
     def access(effect: Effect) -> None:
         lease = effect.lease
         if lease.password_token:
+            password = res.vault.decrypt(lease.password_token)
             res.notifier.access_ready(lease, AccessInfo(
                 url=res.config.url(lease.port or 0),
-                password=res.vault.decrypt(lease.password_token)))
+                password=password, ssh=ssh_access(res, lease, password)))
 
     def claim_failed(effect: Effect) -> None:
         res.notifier.claim_failed(effect.lease, effect.lease.failure_reason

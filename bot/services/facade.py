@@ -11,6 +11,7 @@ from bot.domain.lease import Lease
 from bot.services.approvals import ApprovalService
 from bot.services.claim import ClaimService
 from bot.services.idle import IdleService
+from bot.services.keys import KeyService
 from bot.services.leases import LeaseCommands
 from bot.services.queue import QueueService
 from bot.services.resources import Resources
@@ -34,6 +35,7 @@ class UseCases:
     idle: IdleService
     resources: Resources
     usage: UsageService
+    keys: KeyService  # SSH public keys (issue 13.2)
 
     @property
     def default_lease(self) -> timedelta:

@@ -18,6 +18,7 @@ from bot.domain.errors import DomainError, NoGpuFree
 from bot.domain.gpus import GpuInfo
 from bot.domain.lease import Lease, container_name
 from bot.domain.queue import why_no_gpu
+from bot.domain.ssh import host_key
 from bot.security import generate_password
 from bot.services.resources import Resources
 
@@ -65,7 +66,19 @@ class Granter:
         lease.gpu_uuids = tuple(uuids)
         lease.port = self.allocate_port(repo, lease, now=now)
         lease.container_name = container_name(lease.id or 0)
-        lease.password_token = self.res.vault.encrypt(generate_password())
+        password = generate_password()
+        lease.password_token = self.res.vault.encrypt(password)
+        if cfg.ssh:  # sshd's port, held by the lease like Jupyter's; its host key's print
+            lease.ssh_port = self.allocate_port(repo, lease, now=now)
+            lease.host_key_fingerprint = host_key(password, lease.id or 0).fingerprint
+
+    def reallocate_ports(self, repo: LeaseRepo, lease: Lease, *, now: datetime) -> None:
+        """Other ports for a starting lease (one was taken outside gpubot): Jupyter's and,
+        if it has one, sshd's; the old ones were marked used, so they rest."""
+        repo.free_ports([lease.id or 0])
+        lease.port = self.allocate_port(repo, lease, now=now)
+        if lease.ssh_port is not None:
+            lease.ssh_port = self.allocate_port(repo, lease, now=now)
 
     def allocate_port(self, repo: LeaseRepo, lease: Lease, *, now: datetime) -> int:
         """The least recently used free port (never used ones first): one foreign

@@ -16,6 +16,7 @@ from bot.domain.errors import DomainError, LeaseNotFound, NotAllowed
 from bot.domain.lease import EndReason, Lease, LeaseStatus
 from bot.ports import AccessInfo
 from bot.services.ending import AuditAs, Ending, LeaseEnder
+from bot.services.keys import ssh_access
 from bot.services.outbox import EffectKind
 from bot.services.resources import Resources
 
@@ -101,6 +102,8 @@ class LeaseCommands:
         if lease.status is not LeaseStatus.ACTIVE or not lease.password_token:
             raise DomainError(f"Lease {lease.id} is {lease.status.value}; there is no running "
                               f"Jupyter to log in to.")
+        password = res.vault.decrypt(lease.password_token)
         res.notifier.access_resend(lease, AccessInfo(
-            url=res.config.url(lease.port or 0), password=res.vault.decrypt(lease.password_token)))
+            url=res.config.url(lease.port or 0), password=password,
+            ssh=ssh_access(res, lease, password)))
         return lease

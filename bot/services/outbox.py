@@ -58,6 +58,7 @@ class EffectKind(str, Enum):
     IDLE_WARNING = "idle_warning"  # "reclaimed at … unless you are still using it"
     IDLE_RECLAIMED = "idle_reclaimed"
     WITHDRAWN = "withdrawn"  # a pending request was released: its admin message says so
+    SSH_KEYS = "ssh_keys"  # a live lease's container gets its holder's current SSH keys
 
 
 class UnknownEffect(Exception):

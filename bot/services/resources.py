@@ -40,6 +40,8 @@ class LeaseConfig:
     def start_patience(self) -> timedelta:
         return self.ready_timeout + self.starting_grace
 
+    ssh: bool = False  # GPUBOT_SSH: each lease also gets an SSH port (bot/services/keys.py)
+
     def url(self, port: int) -> str:
         return f"http://{self.public_host}:{port}/lab"
 

@@ -55,8 +55,8 @@ class ConsoleNotifier:
     def _access(self, lease: Lease, access: AccessInfo) -> None:
         self._dm(lease.user_id, blocks.access_message(
             lease, url=access.url, password=access.password,
-            gpus=describe_gpus(lease.gpu_uuids, self.gpus()), extend_by=self.extend_by),
-            secret=access.password)
+            gpus=describe_gpus(lease.gpu_uuids, self.gpus()), extend_by=self.extend_by,
+            ssh=access.ssh), secret=access.password)
 
     def claim_failed(self, lease: Lease, reason: str) -> None:
         self._dm(lease.user_id, blocks.failed_message(lease, reason))

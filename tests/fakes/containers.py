@@ -58,6 +58,7 @@ class FakeContainerRuntime:
         self._watchers: list[EventCallback] = []
         self.foreign_ports: set[int] = set()  # something outside gpubot listens there
         self.workspace_bytes: dict[str, int] = {}  # what workspace_usage answers
+        self.authorized_keys: dict[int, str] = {}  # set_authorized_keys, by lease
 
     # ------------------------------------------------------------ the port
     def start(
@@ -86,7 +87,7 @@ class FakeContainerRuntime:
             for c in self._containers.values()
             if c.spec.port == spec.port and c.state.status is ContainerStatus.RUNNING
         ]
-        if busy or spec.port in self.foreign_ports:
+        if busy or {spec.port, spec.ssh_port} & self.foreign_ports:  # either published port
             raise PortInUse(
                 f"Port {spec.port} is already in use, so the Jupyter container could not start.",
                 detail=f"Bind for 127.0.0.1:{spec.port} failed: port is already allocated",
@@ -132,6 +133,11 @@ class FakeContainerRuntime:
 
     def workspace_usage(self, user_id: str) -> int | None:
         return self.workspace_bytes.get(user_id)
+
+    def set_authorized_keys(self, lease_id: int, text: str) -> None:
+        if lease_id not in self._containers:  # like Docker's: nothing to copy into
+            raise ContainerStartError(f"Lease {lease_id} has no container to hand keys to.")
+        self.authorized_keys[lease_id] = text
 
     def list_managed(self) -> list[ManagedContainer]:
         return [

@@ -33,10 +33,12 @@ class RecordingNotifier:
         self._add("progress", lease, text=text)
 
     def access_ready(self, lease: Any, access: Any) -> None:
-        self._add("access_ready", lease, url=access.url, password=access.password)
+        self._add("access_ready", lease, url=access.url, password=access.password,
+                  ssh=access.ssh)
 
     def access_resend(self, lease: Any, access: Any) -> None:
-        self._add("access_resend", lease, url=access.url, password=access.password)
+        self._add("access_resend", lease, url=access.url, password=access.password,
+                  ssh=access.ssh)
 
     def claim_failed(self, lease: Any, reason: str) -> None:
         self._add("claim_failed", lease, reason=reason)

@@ -39,7 +39,8 @@ NOHOOK_BRIDGE_CIDR=172.31.254.1/24
 REGISTRY_ADDR="${GPUBOT_TEST_REGISTRY:-127.0.0.1:5000}"
 REGISTRY_DATA=/var/lib/gpubot-test-registry
 REGISTRY_PID=/run/gpubot-test-registry.pid
-PACKAGES=(docker.io debootstrap docker-registry busybox-static btrfs-progs iptables)
+# openssh-client: the SSH tests log in to leases with the real ssh, scp, ssh-keyscan
+PACKAGES=(docker.io debootstrap docker-registry busybox-static btrfs-progs iptables openssh-client)
 
 log() { printf '[setup_docker] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
