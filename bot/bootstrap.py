@@ -22,7 +22,16 @@ from bot.domain.errors import GpuBackendUnavailable
 from bot.domain.idle import IdleRules
 from bot.domain.policy import Policy
 from bot.domain.sizes import parse_size
-from bot.ports import Clock, ContainerRuntime, GpuInventory, JupyterProbe, Notifier, UsageChart
+from bot.bootstrap_access import (
+    ProxyStartupError,
+    make_images,
+    make_proxy,
+    proxy_port,
+    published_on,
+    start_proxy,
+)
+from bot.ports import Clock, ContainerRuntime, GpuInventory, ImageInspector, JupyterProbe, Notifier
+from bot.ports import Proxy, UsageChart
 from bot.scheduler import PRUNE_JOB, REPORT_JOB, SAMPLE_JOB, build_scheduler
 from bot.security import SecretKeyError, Vault, load_or_create_key_file
 from bot.services.approvals import ApprovalService
@@ -104,7 +113,8 @@ def make_config(settings: Settings) -> LeaseConfig:
                                       warn_after=settings.idle_warn_after,
                                       reclaim_after=settings.idle_reclaim_after,
                                       snooze=settings.idle_snooze),
-                       ssh=settings.ssh)
+                       environments=settings.environments, proxy_domain=settings.domain,
+                       proxy_port=proxy_port(settings), ssh=settings.ssh)
 
 
 def make_inventory(settings: Settings) -> GpuInventory:
@@ -123,8 +133,8 @@ def make_runtime(settings: Settings) -> ContainerRuntime:
     parse_size(settings.mem_limit)
     return DockerRuntime(DockerRuntimeConfig(
         image=settings.image, workspace_root=settings.workspace_root,
-        bind_address=settings.bind_address, mem_limit=settings.mem_limit, cpus=settings.cpus,
-        ssh_bind_address=settings.bind_address,  # sshd's port: never behind a proxy
+        bind_address=published_on(settings), mem_limit=settings.mem_limit, cpus=settings.cpus,
+        ssh_bind_address=settings.bind_address,  # sshd's port: never behind the proxy
         shm_size=settings.shm_size, pids_limit=settings.pids_limit,
         gpu_request=not settings.fake_gpus, pull_missing=settings.pull_missing_image,
         host=settings.host_name, ready_poll_interval=0.05,
@@ -181,7 +191,8 @@ def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
           clock: Clock | None = None, vault: Vault | None = None,
           policy: Policy | None = None, config: LeaseConfig | None = None,
           probe: JupyterProbe | None = None, chart: UsageChart | None = None,
-          background: bool = True) -> Gpubot:
+          background: bool = True, proxy: Proxy | None = None,
+          images: ImageInspector | None = None) -> Gpubot:
     """The graph from ``settings``; every part given is used instead of the real one.
     ``background=False`` runs queue passes in the thread that freed the capacity
     (deterministic tests)."""
@@ -193,7 +204,9 @@ def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
                     runtime=runtime or make_runtime(settings), notifier=notifier,
                     clock=clock or SystemClock(), vault=vault or make_vault(settings),
                     policy=policy or make_policy(settings),
-                    config=config or make_config(settings))
+                    config=config or make_config(settings),
+                    proxy=proxy if proxy is not None else make_proxy(settings),
+                    images=images if images is not None else make_images())
     cfg = res.config
     outbox = Outbox(res.db, res.clock, retry_after=cfg.effect_retry_after,
                     horizon=cfg.effect_horizon, batch_size=cfg.batch_size)
@@ -206,7 +219,7 @@ def build(settings: Settings, *, notifier: Notifier, db: Database | None = None,
     claims = ClaimService(res, granter, outbox, ender, queue)
     register_start(outbox, claims.start)
     lifecycle = LifecycleJobs(res, outbox, ender)
-    idle = IdleService(res, probe or HttpJupyterProbe(host=settings.bind_address), outbox,
+    idle = IdleService(res, probe or HttpJupyterProbe(host=published_on(settings)), outbox,
                        ender, cfg.idle)
     use_cases = UseCases(claims=claims, leases=LeaseCommands(res, ender),
                          approvals=ApprovalService(res, granter, outbox, ender, queue),
@@ -262,6 +275,12 @@ def build_slack(settings: Settings) -> SlackBot:
                            f"running and may this user use it? `gpubot doctor` checks.") \
             from None
 
+    proxy = make_proxy(settings)
+    if proxy is not None:  # GPUBOT_PROXY=caddy: Caddy answers and serves our domain
+        try:
+            start_proxy(settings, proxy)
+        except ProxyStartupError as exc:
+            raise StartupError(str(exc)) from None
     metrics = make_metrics(settings)
     client = web_client(settings.slack_bot_token, settings.slack_api_url)
     admin_channel_warning(settings)
@@ -275,7 +294,8 @@ def build_slack(settings: Settings) -> SlackBot:
     from handlers.report import SlackNames
 
     gpubot = build(settings, notifier=notifier, inventory=inventory, runtime=runtime,
-                   chart=MatplotlibChart(name=SlackNames(client)))  # names, not ids
+                   chart=MatplotlibChart(name=SlackNames(client)),  # names, not ids
+                   proxy=proxy)
     if metrics:
         gpubot = serve_metrics(settings, metrics, gpubot)
     app = App(client=client, signing_secret=settings.slack_signing_secret or "",

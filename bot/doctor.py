@@ -15,7 +15,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from rich.text import Text
 
 from bot.domain.gpus import DriverInfo
 from bot.ports import GpuInventory
+from bot.settings import Settings
 
 GIB = 1024**3
 DEFAULT_MIN_FREE_BYTES = 20 * GIB
@@ -52,6 +53,8 @@ def run_checks(
     inventory_factory: Callable[[], GpuInventory] | None = None,
     min_free_bytes: int = DEFAULT_MIN_FREE_BYTES, expected_busy_ports: Collection[int] = (),
     block_host_access: bool = True, rootfs_size: str = "",
+    proxy: Any = None, domain: str | None = None, proxy_root_file: Path | None = None,
+    environments: Sequence[Any] = (),
 ) -> list[CheckResult]:
     """All checks, in a fixed order. Never raises: a crashing check is a failed one."""
     def guard(name: str, check: Callable[[], CheckResult]) -> CheckResult:
@@ -91,6 +94,13 @@ def run_checks(
     results.append(guard("Writable layer bound", lambda: eng.writable_layer(
         client, image, rootfs_size, facts is not None)))
     results.append(guard("Workspace usage", lambda: eng.workspace_usage(workspace_root)))
+    from bot import doctor_access as acc  # HTTPS and environments (issue 13)
+
+    results.append(guard(acc.PROXY, lambda: acc.proxy(proxy, domain)))
+    results.append(guard(acc.CERT, lambda: acc.certificate(proxy, domain, proxy_root_file)))
+    if environments:
+        results.append(guard(acc.ENVS, lambda: acc.environments(fake_gpus, environments,
+                                                                driver, client)))
     return results
 
 
@@ -105,6 +115,12 @@ def run_checks_for_settings(settings: Any, **overrides: Any) -> list[CheckResult
         "slack_api_url": settings.slack_api_url,
         "block_host_access": getattr(settings, "block_host_access", True),
         "rootfs_size": getattr(settings, "rootfs_size", "")}
+    if isinstance(settings, Settings):  # the proxy and environments of this installation
+        from bot.bootstrap_access import caddy_root_file, make_proxy
+
+        inputs.update(proxy=make_proxy(settings), domain=settings.domain,
+                      proxy_root_file=caddy_root_file(settings),
+                      environments=settings.environments)
     inputs["admin_channel"] = getattr(settings, "admin_channel", None)
     return run_checks(**{**inputs, **overrides})
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.domain.durations import LONGEST, parse_duration
+from bot.domain.environments import Environment, parse_environments
 from bot.domain.errors import InvalidDuration
 from bot.domain.sizes import parse_size
 
@@ -159,6 +160,15 @@ class Settings(BaseSettings):
     # Operations: Prometheus /metrics on address:port; unset = off
     metrics_address: str | None = Field(None, alias="GPUBOT_METRICS_ADDRESS")
 
+    # Access (DESIGN §4.1, issue 13): environments; HTTPS per lease through Caddy
+    environments_spec: str = Field("", alias="GPUBOT_ENVIRONMENTS")
+    proxy: str = Field("none", alias="GPUBOT_PROXY")
+    proxy_admin_url: str = Field("http://127.0.0.1:2019", alias="GPUBOT_PROXY_ADMIN_URL")
+    public_domain: str | None = Field(None, alias="GPUBOT_PUBLIC_DOMAIN")
+    proxy_listen: str = Field("0.0.0.0:443", alias="GPUBOT_PROXY_LISTEN")
+    tls_cert: Path | None = Field(None, alias="GPUBOT_TLS_CERT")
+    tls_key: Path | None = Field(None, alias="GPUBOT_TLS_KEY")
+
     @field_validator("metrics_address")
     @classmethod
     def _check_metrics_address(cls, value: str | None) -> str | None:
@@ -216,6 +226,42 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("use DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: str) -> str:
+        if value.strip().lower() not in {"none", "caddy"}:
+            raise ValueError("use none (direct ports, LAN only) or caddy (HTTPS)")
+        return value.strip().lower()
+
+    @field_validator("proxy_listen")
+    @classmethod
+    def _check_proxy_listen(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _check_access(self) -> Settings:
+        try:
+            parse_environments(self.environments_spec, self.image)
+        except ValueError as exc:
+            raise ValueError(f"GPUBOT_ENVIRONMENTS: {exc}") from None
+        if self.proxy == "caddy" and not (self.public_domain or "").strip(". "):
+            raise ValueError("GPUBOT_PROXY=caddy needs GPUBOT_PUBLIC_DOMAIN (each lease "
+                             "gets a host name under it)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both GPUBOT_TLS_CERT and GPUBOT_TLS_KEY, or neither")
+        return self
+
+    @property
+    def environments(self) -> tuple[Environment, ...]:
+        return parse_environments(self.environments_spec, self.image)
+
+    @property
+    def domain(self) -> str | None:
+        """GPUBOT_PUBLIC_DOMAIN when the proxy is on, else None (direct ports)."""
+        return (self.public_domain or "").strip(". ").lower() or None \
+            if self.proxy == "caddy" else None
 
     @model_validator(mode="after")
     def _check_lease_bounds(self) -> Settings:

@@ -7,7 +7,7 @@ from typing import Any
 from bot.domain.durations import format_duration
 from bot.domain.lease import LeaseStatus
 from bot.services.facade import UseCases
-from handlers import blocks, usage_blocks
+from handlers import blocks, env_blocks, usage_blocks
 from handlers.context import HandlerContext, quick_command
 from handlers.errors import teller
 from handlers.grammar import parse
@@ -46,7 +46,8 @@ def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
         assert cmd.duration is not None
         lease = bot.claims.claim(user_id=user, duration=cmd.duration,
                                       gpu_count=cmd.gpu_count, model=cmd.model,
-                                      channel_id=command.get("channel_id"))
+                                      channel_id=command.get("channel_id"),
+                                      environment=cmd.environment)
         if lease.status is LeaseStatus.PENDING_APPROVAL:
             say(blocks.waiting_for_approval(lease))
             return
@@ -66,6 +67,8 @@ def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
         lease = bot.leases.extend(user_id=user, duration=cmd.duration,
                                        lease_id=cmd.lease_id)
         say((blocks.extended_text(lease), []))
+    elif cmd.verb == "envs":
+        say(env_blocks.environments_message(bot.environments()))
     elif cmd.verb == "queue":
         say(blocks.queue_message(bot.queue.line(), now))
     elif cmd.verb == "leave":

@@ -1,7 +1,7 @@
 """The `/gpu` grammar (DESIGN §4), parsed into commands. Pure: no Slack here.
 
     /gpu [help]                       usage with examples
-    /gpu claim [<duration>] [<n> gpus] [<model>]
+    /gpu claim [<duration>] [<n> gpus] [<model>] [env <name>]
     /gpu release [<lease>]
     /gpu extend <duration> [<lease>]
     /gpu status | mine
@@ -28,6 +28,7 @@ MAX_KEY_INPUT = 16_000  # `key add`: an RSA public key, or a private key pasted 
 _LEASE = re.compile(r"#?([0-9]{1,9})", re.ASCII)
 _GPUS = re.compile(r"([0-9]{1,2})\s*(?:x\s*)?gpus?", re.ASCII | re.IGNORECASE)
 _MODEL = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}", re.ASCII)
+_ENV = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}", re.ASCII)
 _UNIT = re.compile(r"[wdhm]", re.ASCII | re.IGNORECASE)
 _CLAIM_EXAMPLES = "Try `/gpu claim 24h`, `/gpu claim 2d 2 gpus` or `/gpu claim 24h a100`."
 
@@ -46,6 +47,7 @@ class Verb(str, Enum):
     QUEUE = "queue"  # DESIGN §4.1
     LEAVE = "leave"
     USAGE = "usage"
+    ENVS = "envs"  # the environments offered (DESIGN §4.1)
     REPORT = "report"  # admins
 
     def __str__(self) -> str:  # f"{verb}" gives "claim", not "Verb.CLAIM"
@@ -60,6 +62,7 @@ class Command:
     model: str | None = None
     lease_id: int | None = None
     note: str | None = None  # e.g. why help is shown
+    environment: str | None = None  # `claim ... env <name>`; None: the default
     action: str | None = None  # `key add|list|remove`
     arg: str | None = field(default=None, repr=False)  # the key's text, or the key number
 
@@ -79,7 +82,8 @@ def parse(text: str | None, *, default_duration: timedelta,
         verb, args = Verb(words[0].lower()), words[1:]
     except ValueError:
         return Command(Verb.HELP, note=f"I don't know `{shown(words[0], 20)}`.")
-    if verb in {Verb.HELP, Verb.STATUS, Verb.MINE, Verb.QUEUE, Verb.USAGE, Verb.REPORT}:
+    if verb in {Verb.HELP, Verb.STATUS, Verb.MINE, Verb.QUEUE, Verb.USAGE, Verb.REPORT,
+                Verb.ENVS}:
         return Command(verb)
     if verb is Verb.CLAIM:
         return _claim(args, default_duration, max_lease)
@@ -95,7 +99,9 @@ def parse(text: str | None, *, default_duration: timedelta,
 def _claim(args: list[str], default: timedelta, longest: timedelta | None) -> Command:
     """``[<duration>] [<n> gpus] [<model>]``. The duration is the longest run of leading
     words that reads as one (``1d 12h``, ``24 h``); a leading word that starts like a
-    number but is neither a duration nor a GPU count is reported as a bad duration."""
+    number but is neither a duration nor a GPU count is reported as a bad duration.
+    ``env <name>`` may stand anywhere after ``claim``."""
+    args, environment = _environment(args)
     duration, rest = default, args
     for end in range(len(args), 0, -1):
         try:
@@ -113,12 +119,26 @@ def _claim(args: list[str], default: timedelta, longest: timedelta | None) -> Co
     if gpus:
         count, text = int(gpus.group(1)), text[gpus.end():].strip()
     if not text:
-        return Command(Verb.CLAIM, duration=duration, gpu_count=count)
+        return Command(Verb.CLAIM, duration=duration, gpu_count=count, environment=environment)
     if _UNIT.fullmatch(text):  # `/gpu claim h`: a duration without its number
         parse_duration(text)  # raises "did you mean 24h?"
     if not _MODEL.fullmatch(text):
         raise DomainError(f"I could not read `{shown(text)}`. {_CLAIM_EXAMPLES}")
-    return Command(Verb.CLAIM, duration=duration, gpu_count=count, model=text)
+    return Command(Verb.CLAIM, duration=duration, gpu_count=count, model=text,
+                   environment=environment)
+
+
+def _environment(args: list[str]) -> tuple[list[str], str | None]:
+    """``env <name>`` taken out of the claim's words; whether the name is offered is the
+    service's to say (it lists the names)."""
+    words = [w.lower() for w in args]
+    if "env" not in words:
+        return args, None
+    at = words.index("env")
+    if at + 1 >= len(args) or not _ENV.fullmatch(args[at + 1]):
+        raise DomainError("Name the environment after `env`, e.g. `/gpu claim 24h env "
+                          "default`; `/gpu envs` lists them.")
+    return args[:at] + args[at + 2:], args[at + 1].lower()
 
 
 def _key(raw: str) -> Command:
@@ -158,6 +178,8 @@ HELP_EXAMPLES = (
     ("/gpu claim 24h", "a GPU for 24 hours (also `90m`, `3d`, `1w`, `1d12h`)"),
     ("/gpu claim 2d 2 gpus", "two GPUs of one server (an admin approves)"),
     ("/gpu claim 24h a100", "a particular model"),
+    ("/gpu claim 24h env conda", "another environment (image); `/gpu envs` lists them"),
+    ("/gpu envs", "the environments offered, their CUDA, whether this server runs them"),
     ("/gpu mine", "your leases and the time left"),
     ("/gpu extend 4h [lease]", "more time"),
     ("/gpu password [lease]", "your Jupyter link and password again, by DM"),

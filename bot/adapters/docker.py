@@ -99,7 +99,8 @@ class DockerRuntime:
                 )
                 existing.remove(force=True)
             ensure_image(
-                self._client, self._config.image, pull=self._config.pull_missing, report=report
+                self._client, spec.image or self._config.image,
+                pull=self._config.pull_missing, report=report
             )
             workspace = prepare_workspace(self._config.workspace_root, spec.user_id, spec.uid)
             self._guard_host()
@@ -117,7 +118,7 @@ class DockerRuntime:
         except DockerException as exc:
             detail = explain(exc)
             message = create_failure_message(
-                detail, lease_id=spec.lease_id, image=self._config.image
+                detail, lease_id=spec.lease_id, image=spec.image or self._config.image
             )
             raise ContainerStartError(message, detail=detail) from exc
         except OSError as exc:  # requests' ConnectionError & co.: no engine to talk to

@@ -23,6 +23,7 @@ def container_user(uid: int) -> str:
     """Each person's containers run as their own uid and gid (GPUBOT_UID_RANGE)."""
     return f"{uid}:{uid}"
 WORKSPACE_MOUNT = "/workspace"
+LABEL_ENV = "gpubot.env"  # the environment's name (DESIGN §4.1)
 # Docker's convention for secrets; image/start-jupyter.sh reads the file the variable names.
 SECRETS_DIR = "run/secrets"
 HASH_FILE = f"/{SECRETS_DIR}/jupyter_password_hash"
@@ -66,7 +67,7 @@ def create_args(cfg: DockerRuntimeConfig, spec: ContainerSpec, workspace: Path,
         # Also on hosts whose default runtime is NVIDIA's: no GPU without a request.
         environment["NVIDIA_VISIBLE_DEVICES"] = "void"
     args: dict[str, Any] = {
-        "image": cfg.image,
+        "image": spec.image or cfg.image,  # the lease's environment (DESIGN §4.1)
         "name": container_name(spec.lease_id),
         "labels": {
             LABEL_LEASE: str(spec.lease_id),
@@ -74,6 +75,7 @@ def create_args(cfg: DockerRuntimeConfig, spec: ContainerSpec, workspace: Path,
             LABEL_GPUS: ",".join(spec.gpu_uuids),
             LABEL_MANAGED: "1",
             LABEL_HOST: cfg.host,
+            **({LABEL_ENV: spec.environment} if spec.environment else {}),
         },
         "environment": environment,
         "user": container_user(spec.uid),

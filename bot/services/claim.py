@@ -27,6 +27,7 @@ from bot.domain.lease import SYSTEM_ACTOR, EndReason, Lease, LeaseStatus
 from bot.ports import ContainerSpec
 from bot.security import hash_jupyter_password
 from bot.services.ending import AuditAs, Ending, LeaseEnder
+from bot.services.environments import chosen, image_of
 from bot.services.grant import Granter
 from bot.services.keys import ssh_fields
 from bot.services.outbox import Effect, EffectKind, Outbox
@@ -45,7 +46,8 @@ class ClaimService:
 
     # ------------------------------------------------------------------ claim
     def claim(self, *, user_id: str, duration: timedelta, gpu_count: int = 1,
-              model: str | None = None, channel_id: str | None = None) -> Lease:
+              model: str | None = None, channel_id: str | None = None,
+              environment: str | None = None) -> Lease:
         """Create the lease: granted at once (status ``starting``; call ``start``
         next), ``queued`` when no GPU that fits is free (or others wait already), or
         ``pending_approval`` when the policy wants an admin. Raises a DomainError (limit,
@@ -54,6 +56,7 @@ class ClaimService:
         needs_approval = res.policy.needs_approval(duration=duration, gpu_count=gpu_count)
         gpus = res.inventory.list_gpus()
         allocation.require_known_model(gpus, model)  # a typo is refused, never waited for
+        env = chosen(res.config, environment)  # so is an unknown environment
         if not could_ever_fit(gpus, count=gpu_count, model=model):
             raise NeverFits(never_fits_message(gpus, count=gpu_count, model=model))
 
@@ -67,7 +70,7 @@ class ClaimService:
             status = LeaseStatus.PENDING_APPROVAL if needs_approval else LeaseStatus.STARTING
             lease = Lease(user_id=user_id, duration=duration, created_at=now,
                           gpu_count=gpu_count, gpu_model=model, status=status,
-                          channel_id=channel_id)
+                          channel_id=channel_id, environment=env.name if env else None)
             if needs_approval:
                 repo.add(lease)
             elif self.queue.has_waiting(session):  # behind those who came first
@@ -140,6 +143,8 @@ class ClaimService:
                         ContainerSpec(lease_id=lease_id, user_id=lease.user_id,
                                       gpu_uuids=lease.gpu_uuids, port=lease.port or 0,
                                       password_hash=hash_jupyter_password(password),
+                                      image=image_of(res.config, lease.environment),
+                                      environment=lease.environment,
                                       **({"uid": uid} if uid is not None else {}),
                                       **ssh_fields(res, lease, password)),
                         on_progress=lambda text: res.notifier.progress(lease, text))
@@ -197,7 +202,8 @@ class ClaimService:
                 lease.started_at = now
                 lease.expires_at = now + lease.duration
                 repo.audit(at=now, actor=SYSTEM_ACTOR, action="active", lease_id=lease_id)
-                self.outbox.owe(session, [Effect(EffectKind.ACCESS, lease)])
+                route = [Effect(EffectKind.ROUTE_ADD, lease)] if lease.route_label else []
+                self.outbox.owe(session, [*route, Effect(EffectKind.ACCESS, lease)])
         return lease
 
     def _abandon(self, lease_id: int) -> Lease:

@@ -15,6 +15,7 @@ from bot.ports import AccessInfo
 from bot.services.keys import ssh_access
 from bot.services.outbox import Effect, EffectKind, EffectType, Outbox
 from bot.services.resources import Resources
+from bot.services.routes import add_route, remove_route
 
 log = logging.getLogger(__name__)
 APPROVAL_TIMEOUT_REASON = "approval timed out"
@@ -42,7 +43,7 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
         if lease.password_token:
             password = res.vault.decrypt(lease.password_token)
             res.notifier.access_ready(lease, AccessInfo(
-                url=res.config.url(lease.port or 0),
+                url=res.config.url(lease.port or 0, lease.route_label),
                 password=password, ssh=ssh_access(res, lease, password)))
 
     def claim_failed(effect: Effect) -> None:
@@ -106,6 +107,9 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
         EffectKind.IDLE_WARNING: EffectType(idle_warning, still_warned),
         EffectKind.IDLE_RECLAIMED: EffectType(idle_reclaimed, ended_as(LeaseStatus.EXPIRED)),
         EffectKind.WITHDRAWN: EffectType(withdrawn, ended_as(LeaseStatus.RELEASED)),
+        EffectKind.ROUTE_ADD: EffectType(lambda e: add_route(res, e.lease.id or 0), running),
+        EffectKind.ROUTE_REMOVE: EffectType(lambda e: remove_route(res, e.lease.route_label),
+                                            lambda lease, now: not lease.status.live),
     }.items():
         outbox.register(kind, effect_type)
 

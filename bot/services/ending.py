@@ -71,6 +71,8 @@ class LeaseEnder:
                 lease.decision_reason = ending.reason
             if was_live:
                 freed.append(lease)
+                if lease.route_label:  # its HTTPS host goes first: no 502 while it stops
+                    effects.append(Effect(EffectKind.ROUTE_REMOVE, lease))
                 effects.append(Effect(EffectKind.STOP, lease))
             if ending.notice is not None:
                 effects.append(Effect(ending.notice, lease, ending.detail))

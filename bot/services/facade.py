@@ -10,6 +10,7 @@ from bot.domain.gpus import GpuInfo
 from bot.domain.lease import Lease
 from bot.services.approvals import ApprovalService
 from bot.services.claim import ClaimService
+from bot.services.environments import EnvironmentRow, environment_table
 from bot.services.idle import IdleService
 from bot.services.keys import KeyService
 from bot.services.leases import LeaseCommands
@@ -73,6 +74,10 @@ class UseCases:
 
     def why_waiting(self, lease: Lease) -> str:
         return why_waiting(self.resources, lease)
+
+    def environments(self) -> list[EnvironmentRow]:
+        """`/gpu envs`: the images offered, their CUDA, whether this host runs them."""
+        return environment_table(self.resources)
 
     def all_leases(self, *, include_ended: bool = False) -> list[LeaseRow]:
         return list_leases(self.resources, include_ended=include_ended)

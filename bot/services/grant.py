@@ -20,6 +20,7 @@ from bot.domain.lease import Lease, container_name
 from bot.domain.queue import why_no_gpu
 from bot.domain.ssh import host_key
 from bot.security import generate_password
+from bot.services.routes import new_route_label
 from bot.services.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class Granter:
         if cfg.ssh:  # sshd's port, held by the lease like Jupyter's; its host key's print
             lease.ssh_port = self.allocate_port(repo, lease, now=now)
             lease.host_key_fingerprint = host_key(password, lease.id or 0).fingerprint
+        if cfg.proxy_domain:  # its own host name; random, so the lease id is not in it
+            lease.route_label = new_route_label()
 
     def reallocate_ports(self, repo: LeaseRepo, lease: Lease, *, now: datetime) -> None:
         """Other ports for a starting lease (one was taken outside gpubot): Jupyter's and,

@@ -104,6 +104,6 @@ class LeaseCommands:
                               f"Jupyter to log in to.")
         password = res.vault.decrypt(lease.password_token)
         res.notifier.access_resend(lease, AccessInfo(
-            url=res.config.url(lease.port or 0), password=password,
-            ssh=ssh_access(res, lease, password)))
+            url=res.config.url(lease.port or 0, lease.route_label),
+            password=password, ssh=ssh_access(res, lease, password)))
         return lease

@@ -59,6 +59,8 @@ class EffectKind(str, Enum):
     IDLE_RECLAIMED = "idle_reclaimed"
     WITHDRAWN = "withdrawn"  # a pending request was released: its admin message says so
     SSH_KEYS = "ssh_keys"  # a live lease's container gets its holder's current SSH keys
+    ROUTE_ADD = "route_add"  # the lease's HTTPS host on the proxy (bot/services/routes.py)
+    ROUTE_REMOVE = "route_remove"
 
 
 class UnknownEffect(Exception):

@@ -27,6 +27,8 @@ Policies (each step runs on its own; one failing step or lease does not stop the
   exist; a warning is logged). A port of an ended lease is freed once the engine no
   longer lists its container (its owed stop was lost past the outbox's horizon).
 - **Owed effects.** ``Outbox.resume``: what a crashed (or failing) process owed.
+- **Proxy routes** (``bot.services.routes``): the proxy serves exactly the active leases'
+  routes; others are removed, missing or wrong ones restored.
 - **The queue.** Requests past ``GPUBOT_QUEUE_TIMEOUT`` end; then a pass grants what fits
   (a GPU back in service, or a capacity-freed signal lost in a crash).
 """
@@ -51,6 +53,7 @@ from bot.services.lifecycle import LifecycleJobs
 from bot.services.outbox import EffectKind, Outbox
 from bot.services.queue import QueueService
 from bot.services.resources import Resources
+from bot.services.routes import reconcile_routes
 from bot.services.sweep import sweep
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,8 @@ class ReconcileReport:
     effects_resumed: int = 0
     queue_granted: int = 0
     queue_timed_out: int = 0
+    routes_added: int = 0
+    routes_removed: int = 0
     failed_steps: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -91,7 +96,7 @@ class Reconciler:
         report = ReconcileReport()
         for name, step in (("containers", self.containers), ("approvals", self.approvals),
                            ("allocations", self.allocations), ("effects", self.resume),
-                           ("queue", self.waiting)):
+                           ("queue", self.waiting), ("routes", self.routes)):
             try:
                 step(report)
             except Exception:
@@ -199,6 +204,12 @@ class Reconciler:
     def waiting(self, report: ReconcileReport) -> None:
         report.count("queue_timed_out", self.queue.expire_waiting())
         report.count("queue_granted", len(self.queue.grant_waiting()))
+
+    # ------------------------------------------------------------------ routes
+    def routes(self, report: ReconcileReport) -> None:
+        repair = reconcile_routes(self.res)
+        report.count("routes_added", repair.added)
+        report.count("routes_removed", repair.removed)
 
     # ---------------------------------------------------------- owed effects
     def resume(self, report: ReconcileReport) -> None:

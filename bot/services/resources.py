@@ -7,9 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.db.engine import Database
+from bot.domain.environments import Environment
 from bot.domain.idle import IdleRules
 from bot.domain.policy import Policy
-from bot.ports import Clock, ContainerRuntime, GpuInventory, Notifier
+from bot.ports import Clock, ContainerRuntime, GpuInventory, ImageInspector, Notifier, Proxy
 from bot.security import Vault
 
 
@@ -40,9 +41,17 @@ class LeaseConfig:
     def start_patience(self) -> timedelta:
         return self.ready_timeout + self.starting_grace
 
+    # Access (issue 13): the images offered (first: the default), and with a proxy the
+    # domain each lease gets a host under and the port the proxy serves HTTPS on.
+    environments: tuple[Environment, ...] = ()
+    proxy_domain: str | None = None
+    proxy_port: int = 443
     ssh: bool = False  # GPUBOT_SSH: each lease also gets an SSH port (bot/services/keys.py)
 
-    def url(self, port: int) -> str:
+    def url(self, port: int, route_label: str | None = None) -> str:
+        if self.proxy_domain and route_label:  # HTTPS through the proxy, a host per lease
+            shown = "" if self.proxy_port == 443 else f":{self.proxy_port}"
+            return f"https://{route_label}.{self.proxy_domain}{shown}/lab"
         return f"http://{self.public_host}:{port}/lab"
 
     def workspace(self, user_id: str) -> Path:
@@ -59,3 +68,5 @@ class Resources:
     vault: Vault
     policy: Policy
     config: LeaseConfig
+    proxy: Proxy | None = None  # GPUBOT_PROXY=caddy: routes per lease (bot/services/routes.py)
+    images: ImageInspector | None = None  # what each environment's image declares

@@ -92,7 +92,7 @@ def build_harness(db: Database, *, inventory: Any = None, runtime: Any = None,
                   workspace_root: Path = Path("/tmp/gpubot-ws"),
                   port_range: tuple[int, int] = (8800, 8899), notifier: Any = None,
                   settings: Settings | None = None, background: bool = False,
-                  probe: Any = None,
+                  probe: Any = None, proxy: Any = None,
                   **config: Any) -> Harness:
     """``config``: more LeaseConfig fields (timeouts, batch_size, …). Queue passes run in
     the thread that freed the capacity unless ``background``."""
@@ -106,6 +106,7 @@ def build_harness(db: Database, *, inventory: Any = None, runtime: Any = None,
     gpubot = build(settings or Settings(), notifier=notifier, db=db, inventory=inventory,
                    runtime=runtime, clock=clock, vault=Vault([TEST_KEY]), background=background,
                    probe=probe or FakeJupyterProbe(),
+                   proxy=proxy,
                    policy=policy or make_policy(),
                    config=LeaseConfig(host="gpu-host-1", port_range=port_range,
                                       public_host="gpu.lab.example",
