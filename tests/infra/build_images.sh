@@ -4,7 +4,10 @@
 #   2. `docker import` it as gpubot-test-base:latest,
 #   3. `docker build` image/ on top of it as gpubot-jupyter:test,
 #   4. the same on a conda-shaped variant of the base (tests/infra/fake-conda) as
-#      gpubot-jupyter:test-conda, to exercise image/install.sh's conda branch.
+#      gpubot-jupyter:test-conda, to exercise image/install.sh's conda branch;
+#   5. the second environment's recipe (image/conda.Dockerfile: conda ready in the
+#      terminal) on gpubot-jupyter:test, its conda from that conda-shaped base, as
+#      gpubot-jupyter:test-env-conda (no real conda distribution is reachable here).
 # The debootstrap base is made only when missing (or with --rebuild); the docker builds
 # always run, from the layer cache when nothing changed (seconds), so an edit of image/
 # reaches the test images without --rebuild.
@@ -19,6 +22,7 @@ BASE_IMAGE=${GPUBOT_TEST_BASE_IMAGE:-gpubot-test-base:latest}
 TEST_IMAGE=${GPUBOT_TEST_IMAGE:-gpubot-jupyter:test}
 CONDA_BASE_IMAGE=gpubot-test-conda-base:latest
 CONDA_IMAGE=${GPUBOT_TEST_CONDA_IMAGE:-gpubot-jupyter:test-conda}
+ENV_CONDA_IMAGE=${GPUBOT_TEST_ENV_CONDA_IMAGE:-gpubot-jupyter:test-env-conda}
 WORK=${GPUBOT_BUILD_DIR:-/var/tmp/gpubot-test-build}
 ROOTFS=$WORK/rootfs
 SUITE=bookworm
@@ -49,7 +53,7 @@ drop_replaced() {
     docker image rm "$old" >/dev/null 2>&1 || true
 }
 # Newest first: an image goes before the base it was built on.
-TAGS=("$CONDA_IMAGE" "$CONDA_BASE_IMAGE" "$TEST_IMAGE" "$BASE_IMAGE")
+TAGS=("$ENV_CONDA_IMAGE" "$CONDA_IMAGE" "$CONDA_BASE_IMAGE" "$TEST_IMAGE" "$BASE_IMAGE")
 declare -A OLD_IDS
 for tag in "${TAGS[@]}"; do OLD_IDS[$tag]=$(image_id "$tag"); done
 
@@ -84,7 +88,7 @@ extra_ca_pem() {
     fi
 }
 
-t_debootstrap=skipped t_import=skipped t_build=skipped t_conda=skipped
+t_debootstrap=skipped t_import=skipped t_build=skipped t_conda=skipped t_env_conda=skipped
 
 if [[ $REBUILD -eq 1 ]] || ! image_exists "$BASE_IMAGE"; then
     mirror=$(debian_mirror)
@@ -130,6 +134,12 @@ docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$CONDA_BASE_IMAGE" "$HE
 docker build -q "${build_args[@]}" --build-arg "BASE_IMAGE=$CONDA_BASE_IMAGE" -t "$CONDA_IMAGE" "$REPO/image"
 t_conda=$(elapsed "$t0" "$(now)")
 
+log "docker build $REPO/image/conda.Dockerfile on $TEST_IMAGE -> $ENV_CONDA_IMAGE"
+t0=$(now)
+docker build -q --build-arg "BASE_IMAGE=$TEST_IMAGE" --build-arg "CONDA_IMAGE=$CONDA_BASE_IMAGE" \
+    -f "$REPO/image/conda.Dockerfile" -t "$ENV_CONDA_IMAGE" "$REPO/image"
+t_env_conda=$(elapsed "$t0" "$(now)")
+
 for tag in "${TAGS[@]}"; do drop_replaced "${OLD_IDS[$tag]}" "$tag"; done
 
 # The spare engine (tests/infra/spare_engine.sh) has its own image store.
@@ -137,7 +147,7 @@ if [[ -S /run/gpubot-spare/docker.sock ]]; then
     "$HERE/spare_engine.sh" load "$TEST_IMAGE" || log "WARNING: could not copy $TEST_IMAGE to the spare engine"
 fi
 
-printf 'timings (s): debootstrap=%s import=%s build=%s conda-variant=%s\n' \
-    "$t_debootstrap" "$t_import" "$t_build" "$t_conda"
+printf 'timings (s): debootstrap=%s import=%s build=%s conda-variant=%s conda-env=%s\n' \
+    "$t_debootstrap" "$t_import" "$t_build" "$t_conda" "$t_env_conda"
 docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' \
-    | grep -E "^(${BASE_IMAGE}|${TEST_IMAGE}|${CONDA_IMAGE})  " || true
+    | grep -E "^(${BASE_IMAGE}|${TEST_IMAGE}|${CONDA_IMAGE}|${ENV_CONDA_IMAGE})  " || true

@@ -29,6 +29,8 @@ SETUP_HINT = "as root: tests/infra/setup_docker.sh && tests/infra/build_images.s
 TEST_HOST = "gpubot-tests"  # the gpubot.host label of the test suite's own containers
 TEST_IMAGE = os.environ.get("GPUBOT_TEST_IMAGE", "gpubot-jupyter:test")
 TEST_CONDA_IMAGE = os.environ.get("GPUBOT_TEST_CONDA_IMAGE", "gpubot-jupyter:test-conda")
+# image/conda.Dockerfile (the second environment: conda in the terminal), built on TEST_IMAGE
+TEST_ENV_CONDA_IMAGE = os.environ.get("GPUBOT_TEST_ENV_CONDA_IMAGE", "gpubot-jupyter:test-env-conda")
 NOHOOK_HOST = os.environ.get("GPUBOT_NOHOOK_DOCKER_HOST", "unix:///run/gpubot-nohook/docker.sock")
 # tests/infra/spare_engine.sh: live-restore, btrfs (bounded writable layers); tests restart it.
 SPARE_HOST = os.environ.get("GPUBOT_SPARE_DOCKER_HOST", "unix:///run/gpubot-spare/docker.sock")

@@ -72,7 +72,7 @@ def bot(caddy: RunningCaddy, docker_client: docker.DockerClient, lease_ids: eng.
     settings = load_settings(
         DATABASE_URL=f"sqlite:///{tmp_path}/gpubot.db", GPUBOT_FAKE_GPUS=2,
         GPUBOT_HOST_NAME=eng.TEST_HOST, GPUBOT_IMAGE=eng.TEST_IMAGE,
-        GPUBOT_ENVIRONMENTS=f"default={eng.TEST_IMAGE},conda={eng.TEST_CONDA_IMAGE}",
+        GPUBOT_ENVIRONMENTS=f"default={eng.TEST_IMAGE},conda={eng.TEST_ENV_CONDA_IMAGE}",
         GPUBOT_PULL_MISSING_IMAGE=False, GPUBOT_WORKSPACE_ROOT=str(tmp_path / "ws"),
         GPUBOT_BIND_ADDRESS=host_address(), GPUBOT_PORT_RANGE=f"{low}-{low + 9}",
         GPUBOT_MEM_LIMIT="768m", GPUBOT_CPUS=1.5, GPUBOT_SHM_SIZE="96m",
@@ -240,14 +240,53 @@ def test_an_ended_lease_answers_no_jupyter_and_one_reconcile_repairs_the_proxy(
     assert "routes" not in report.failed_steps
 
 
+async def terminal(base_url: str, name: str, cookies: str, context: ssl.SSLContext,
+                   line: str, until: str) -> str:
+    """A Jupyter terminal over the proxied WebSocket: type ``line``, read until ``until``."""
+    ws_url = base_url.replace("https", "wss", 1) + f"/terminals/websocket/{name}"
+    seen = ""
+    async with aiohttp.ClientSession() as client:
+        async with client.ws_connect(ws_url, ssl=context, headers={
+                "Origin": base_url, "Cookie": cookies}) as ws:
+            await ws.send_str(json.dumps(["stdin", line + "\r"]))
+            try:
+                async with asyncio.timeout(30):
+                    async for frame in ws:
+                        kind, *data = json.loads(frame.data)
+                        if kind == "stdout":
+                            seen += "".join(data)
+                        if until in seen.replace(line, ""):  # the output, not the echo
+                            return seen
+            except TimeoutError:
+                pass
+    return seen
+
+
 def test_a_claim_with_env_starts_that_image_and_an_unknown_name_lists_the_names(
-        bot: Gpubot, docker_client: docker.DockerClient) -> None:
+        bot: Gpubot, caddy: RunningCaddy, docker_client: docker.DockerClient,
+        tmp_path: Path) -> None:
     from bot.domain.errors import DomainError
 
-    lease_id, _, _ = claim(bot, USER_A, environment="conda")
+    eng.require_image(docker_client, eng.TEST_ENV_CONDA_IMAGE)
+    lease_id, url, password = claim(bot, USER_A, environment="conda")
     container = docker_client.containers.get(f"gpubot-{lease_id}")
-    assert container.attrs["Config"]["Image"] == eng.TEST_CONDA_IMAGE
+    assert container.attrs["Config"]["Image"] == eng.TEST_ENV_CONDA_IMAGE
     assert container.labels["gpubot.env"] == "conda"
+
+    # conda is ready in a Jupyter terminal, reached through the proxy's WebSocket too.
+    root = caddy.root_pem(tmp_path / "root.pem")
+    s, a = https_session(root), base(url)
+    wait_for_tls(s, a)
+    assert login(s, a, password).status_code == 302
+    made = s.post(f"{a}/api/terminals", headers={"X-XSRFToken": s.cookies.get("_xsrf") or ""},
+                  timeout=30)
+    assert made.status_code == 200, made.text
+    cookies = "; ".join(f"{c.name}={c.value}" for c in s.cookies)
+    seen = asyncio.run(terminal(a, made.json()["name"], cookies,
+                                ssl.create_default_context(cafile=str(root)),
+                                "echo ENV=$CONDA_DEFAULT_ENV $(type -t conda) $(which python)",
+                                until="ENV=base function /opt/conda/bin/python"))
+    assert "ENV=base function /opt/conda/bin/python" in seen, seen
 
     before = bot.use_cases.all_leases(include_ended=True)
     with pytest.raises(DomainError) as refused:
