@@ -1,5 +1,6 @@
-"""The ContainerRuntime contract, run on the hand-written fake the service tests use and
-on the Docker adapter against a real engine (marked ``docker``)."""
+"""The ContainerRuntime contract, run on the hand-written fake the service tests use, on
+the Docker adapter against a real engine (marked ``docker``) and on the Slurm adapter
+against a real two-node cluster (marked ``slurm``, tests/infra/slurm_cluster.py)."""
 
 from __future__ import annotations
 
@@ -82,10 +83,30 @@ def _docker_subject(workspace_root: Path) -> Iterator[Subject]:
         )
 
 
-@pytest.fixture(params=["fake", pytest.param("docker", marks=pytest.mark.docker)])
+def _slurm_subject() -> Iterator[Subject]:
+    from tests.infra import slurm_engine as eng
+
+    cluster = eng.shared_cluster()
+    try:
+        yield Subject(
+            runtime=eng.make_runtime(cluster),
+            with_image=lambda image: eng.make_runtime(cluster, image=image),
+            kill=lambda lease: eng.kill_job(cluster, lease),
+            vanish=lambda lease: eng.vanish(cluster, lease),
+            new_lease=eng.new_lease,
+            new_port=eng.new_port,
+        )
+    finally:
+        eng.cancel_all(cluster)
+
+
+@pytest.fixture(params=["fake", pytest.param("docker", marks=pytest.mark.docker),
+                        pytest.param("slurm", marks=pytest.mark.slurm)])
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
     if request.param == "fake":
         yield from _fake_subject()
+    elif request.param == "slurm":
+        yield from _slurm_subject()
     else:
         yield from _docker_subject(tmp_path / "workspaces")
 

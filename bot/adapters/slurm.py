@@ -1,0 +1,356 @@
+"""``ContainerRuntime`` on a Slurm cluster through slurmrestd: one batch job per lease.
+
+A lease is the job ``gpubot-<lease id>`` with the labels of DESIGN.md §4 as JSON in its
+comment (plus ``gpubot.host``, ``gpubot.port``), asking for GRES GPUs, CPUs, memory and a
+time limit of the longest lease plus a grace (Slurm's kill is the backstop; gpubot's
+expiry comes first). Slurm places it; the job reports its node and GPUs into its run
+folder on shared storage (``slurm_script``), and the lease's Jupyter is reached at that
+node's address. The services cannot tell this engine from Docker's.
+
+Unreachable is never "gone": every read that fails raises ``SlurmUnavailable`` (the
+reconciler then skips its checks), and only Slurm's own "invalid job id", a cancelled
+job or a finished one that ``stop`` cleared counts as GONE.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.adapters.docker_workspace import (
+    prepare_workspace,
+    validate_gpu_uuids,
+    validate_user_id,
+    workspace_usage,
+)
+from bot.adapters.slurm_rest import SlurmRest
+from bot.adapters.slurm_script import (
+    HASH_FILE,
+    OUTPUT_FILE,
+    JobRequest,
+    Placement,
+    job_description,
+    job_script,
+    read_labels,
+    read_placement,
+)
+from bot.adapters.slurm_state import (
+    LABEL_ENV, LABEL_GPUS, LABEL_HOST, LABEL_LEASE, LABEL_PORT, LABEL_USER,
+    is_alive, job_state, lease_of, state_of,
+)
+from bot.domain.errors import ContainerStartError, ImageMissing, PortInUse
+from bot.domain.lease import container_name
+from bot.ports import (
+    ContainerHandle, ContainerSpec, ContainerState, ContainerStatus, EventCallback,
+    ManagedContainer, ProgressCallback,
+)
+
+log = logging.getLogger(__name__)
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass(frozen=True)
+class SlurmRuntimeConfig:
+    url: str
+    token_file: Path
+    user: str  # the service account the token is for; jobs run as this user
+    partition: str
+    image: str  # the default environment: <env_root>/<image with / and : as _>
+    env_root: Path  # unpacked environments on shared storage
+    workspace_root: Path  # shared storage, one folder per person
+    state_root: Path  # shared storage: one run folder per lease (hash, placement, log)
+    host: str = ""  # gpubot.host label: two bots may share one cluster
+    gpu_type: str = ""  # GRES model ("a100"); empty: any GPU
+    cpus: int = 4
+    memory_mb: int = 16384
+    time_limit: timedelta = timedelta(days=7, hours=1)  # longest lease plus the grace
+    bind_address: str = "0.0.0.0"  # where Jupyter listens on the node
+    stop_timeout: float = 30.0
+    place_wait: float = 10.0  # how long start waits for Slurm to run the job
+    ready_poll_interval: float = 0.5
+    event_poll_interval: float = 1.0
+
+
+def env_dir(root: Path, image: str) -> Path:
+    return root / image.replace("/", "_").replace(":", "_")
+
+
+class SlurmRuntime:
+    def __init__(self, config: SlurmRuntimeConfig, rest: SlurmRest | None = None) -> None:
+        self._config = config
+        self._rest = rest or SlurmRest(config.url, token_file=config.token_file, user=config.user)
+        self._stopped: set[int] = set()  # job ids this process cancelled (no death event)
+        self._addresses: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ start
+    def start(self, spec: ContainerSpec, *, on_progress: ProgressCallback | None = None) -> ContainerHandle:
+        report = on_progress or (lambda _text: None)
+        self._validate(spec)
+        jobs = self._rest.jobs()
+        current = self._newest(jobs, spec.lease_id)
+        if current is not None and is_alive(current):
+            return self._handle(current)
+        self._refuse_taken_port(jobs, spec)
+        image = spec.image or self._config.image
+        env = env_dir(self._config.env_root, image)
+        if not (env / "venv" / "bin" / "jupyter").is_file():
+            raise ImageMissing(
+                f"The environment {image} is not unpacked on the cluster's shared storage.",
+                detail=f"{env}/venv/bin/jupyter is missing (tests/infra/slurm/export_env.sh)")
+        uid, gid = self._job_user()
+        workspace = prepare_workspace(self._config.workspace_root, spec.user_id, uid)
+        run = self._fresh_run_dir(spec.lease_id, uid, gid)
+        _write_private(run / HASH_FILE, spec.password_hash + "\n", uid, gid)
+        labels = {LABEL_LEASE: str(spec.lease_id), LABEL_USER: spec.user_id,
+                  LABEL_GPUS: ",".join(spec.gpu_uuids), LABEL_HOST: self._config.host,
+                  LABEL_PORT: str(spec.port), LABEL_ENV: spec.environment or ""}
+        req = JobRequest(lease_id=spec.lease_id, port=spec.port, gpus=max(1, len(spec.gpu_uuids)),
+                         labels=labels, run_dir=run, env_dir=env, workspace=workspace)
+        report("Submitting the Jupyter job to Slurm")
+        try:
+            job_id = self._rest.submit(
+                job_script(req, bind_address=self._config.bind_address),
+                job_description(req, partition=self._config.partition, gpu_type=self._config.gpu_type,
+                                cpus=self._config.cpus, memory_mb=self._config.memory_mb,
+                                time_limit_minutes=int(self._config.time_limit.total_seconds() // 60)))
+        except ContainerStartError:
+            shutil.rmtree(run, ignore_errors=True)
+            raise
+        self._await_placement(job_id, report)
+        return ContainerHandle(lease_id=spec.lease_id, container_id=str(job_id),
+                               name=container_name(spec.lease_id))
+
+    def _await_placement(self, job_id: int, report: ProgressCallback) -> None:
+        """Like Docker's start, return once the job runs, when Slurm places it within
+        ``place_wait`` (it usually does at once); a job still pending after that stays
+        STARTING and ``wait_ready`` keeps waiting."""
+        deadline, said = time.monotonic() + self._config.place_wait, ""
+        while time.monotonic() < deadline:
+            job = self._rest.job(job_id)
+            if job is None or job_state(job) not in ("PENDING", "CONFIGURING"):
+                return
+            reason = str(job.get("state_reason") or "")
+            if reason and reason != said and reason != "None":
+                report(f"Waiting for Slurm to place the job ({reason})")
+                said = reason
+            time.sleep(0.2)
+
+    def _validate(self, spec: ContainerSpec) -> None:
+        validate_user_id(spec.user_id)
+        validate_gpu_uuids(spec.gpu_uuids)
+        if not 1 <= spec.port <= 65535:
+            raise ContainerStartError(f"Port {spec.port} is not a TCP port.")
+        if not spec.password_hash:
+            raise ContainerStartError("Refusing to start Jupyter without a password hash.")
+        if spec.ssh_port is not None:
+            raise ContainerStartError("SSH access is not offered on the Slurm engine yet.")
+
+    def _refuse_taken_port(self, jobs: list[dict[str, Any]], spec: ContainerSpec) -> None:
+        """Slurm does not hand out TCP ports: gpubot does, and two of its live jobs on one
+        port could meet on one node. The engine refuses it here, as Docker would."""
+        for job in jobs:
+            labels = read_labels(job.get("comment"))
+            lease = lease_of(job, labels, self._config.host)
+            if lease not in (None, spec.lease_id) and is_alive(job) \
+                    and labels.get(LABEL_PORT) == str(spec.port):
+                raise PortInUse(
+                    f"Port {spec.port} is taken by lease {lease}'s Jupyter job; another port may work.",
+                    detail=f"job {job.get('job_id')} ({job.get('name')}) holds port {spec.port}")
+
+    # ------------------------------------------------------------- wait_ready
+    def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> None:
+        """Wait (pending in Slurm's queue counts) until Jupyter answers on the job's node."""
+        deadline = time.monotonic() + timeout.total_seconds()
+        job_id, last = int(handle.container_id), "not placed yet"
+        while True:
+            job = self._rest.job(job_id)
+            state = state_of(job) if job is not None else ContainerState(ContainerStatus.GONE)
+            if state.status is ContainerStatus.GONE:
+                raise ContainerStartError(
+                    f"The Jupyter job {handle.name} disappeared before it was ready.",
+                    detail=f"job {job_id}: {job_state(job) if job else 'unknown to Slurm'}")
+            if state.status is ContainerStatus.EXITED:
+                why = state.error or f"exit code {state.exit_code}"
+                raise ContainerStartError(f"Jupyter stopped before it was ready ({why}).",
+                                          detail=self._log_tail(handle.lease_id))
+            if state.status is ContainerStatus.RUNNING and job is not None:
+                url = f"http://{self._address(str(job.get('batch_host') or ''))}:{port}/login"
+                last = _http_status(url)
+                if last == 200:
+                    return
+            if time.monotonic() >= deadline:
+                raise ContainerStartError(
+                    f"Jupyter did not answer within {timeout.total_seconds():.0f} s.",
+                    detail=f"job {job_id} {job_state(job) if job else ''}: {last}\n"
+                           f"{self._log_tail(handle.lease_id)}")
+            time.sleep(self._config.ready_poll_interval)
+
+    # ------------------------------------------------------- stop, poll, list
+    def stop(self, lease_id: int) -> None:
+        """scancel every live job of the lease, wait until Slurm has ended them (their
+        GPUs are free once this returns), then clear the run folder (the hash)."""
+        mine = [j for j in self._rest.jobs() if self._lease(j) == lease_id]
+        for job in (j for j in mine if is_alive(j)):
+            self._stopped.add(int(job["job_id"]))
+            self._rest.cancel(int(job["job_id"]))
+        deadline = time.monotonic() + self._config.stop_timeout
+        while any(is_alive(j) for j in mine) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            mine = [j for j in self._rest.jobs() if self._lease(j) == lease_id]
+        if any(is_alive(j) for j in mine):
+            raise ContainerStartError(f"Slurm has not ended the job of lease {lease_id} yet.")
+        shutil.rmtree(self._run_dir(lease_id), ignore_errors=True)
+
+    def poll(self, lease_id: int) -> ContainerState:
+        job = self._newest(self._rest.jobs(), lease_id)
+        return self._state(job) if job is not None else ContainerState(ContainerStatus.GONE)
+
+    def list_managed(self) -> list[ManagedContainer]:
+        newest: dict[int, dict[str, Any]] = {}
+        for job in self._rest.jobs():
+            lease = self._lease(job)
+            if lease is not None and int(job["job_id"]) > int(newest.get(lease, {}).get("job_id", -1)):
+                newest[lease] = job
+        found = []
+        for lease, job in newest.items():
+            state = self._state(job)
+            if state.status is ContainerStatus.GONE:
+                continue
+            labels = read_labels(job.get("comment"))
+            found.append(ManagedContainer(
+                lease_id=lease, user_id=labels.get(LABEL_USER, ""),
+                gpu_uuids=tuple(u for u in labels.get(LABEL_GPUS, "").split(",") if u),
+                container_id=str(job["job_id"]), name=str(job.get("name")), state=state))
+        return found
+
+    def placement(self, lease_id: int) -> Placement | None:
+        """Where the lease's job runs and on which GPUs, as the job reported it."""
+        found = read_placement(self._run_dir(lease_id))
+        job = self._newest(self._rest.jobs(), lease_id)
+        return found if job is not None and found and found.job_id == int(job["job_id"]) else None
+
+    def access_address(self, lease_id: int) -> str | None:
+        """The address of the node the lease's job runs on (its Jupyter's host)."""
+        job = self._newest(self._rest.jobs(), lease_id)
+        if job is None or not job.get("batch_host"):
+            return None
+        return self._address(str(job["batch_host"]))
+
+    def extend(self, lease_id: int, time_limit: timedelta) -> None:
+        """Raise (or lower) the job's time limit: needs an operator token (slurmdbd)."""
+        job = self._newest(self._rest.jobs(), lease_id)
+        if job is None or not is_alive(job):
+            raise ContainerStartError(f"Lease {lease_id} has no live Slurm job to extend.")
+        self._rest.update(int(job["job_id"]), {"time_limit": int(time_limit.total_seconds() // 60)})
+
+    def workspace_usage(self, user_id: str) -> int | None:
+        return workspace_usage(self._config.workspace_root, user_id)
+
+    def set_authorized_keys(self, lease_id: int, text: str) -> None:
+        raise ContainerStartError("SSH access is not offered on the Slurm engine yet.")
+
+    def watch_events(self, *, on_event: EventCallback, stop: threading.Event) -> None:
+        """slurmrestd has no event stream: poll the job list and report each live job of
+        ours that ended (not the ones ``stop`` cancelled). A failed poll reports nothing
+        (unreachable is not dead); the reconciler covers any gap."""
+        alive: dict[int, int] = {}  # job id -> lease
+        while not stop.is_set():
+            try:
+                jobs = {int(j["job_id"]): j for j in self._rest.jobs() if self._lease(j) is not None}
+            except Exception:  # noqa: BLE001 - unreachable: try again, never "gone"
+                log.warning("cannot list Slurm jobs for events; retrying", exc_info=True)
+                stop.wait(max(2.0, self._config.event_poll_interval))
+                continue
+            for job_id, lease in list(alive.items()):
+                job = jobs.get(job_id)
+                if job is not None and is_alive(job):
+                    continue
+                del alive[job_id]
+                if job_id in self._stopped:
+                    continue
+                state = self._state(job) if job is not None else ContainerState(ContainerStatus.GONE)
+                try:
+                    on_event(lease, state)
+                except Exception:  # noqa: BLE001 - one callback failing must not stop the watch
+                    log.exception("event callback for lease %s failed", lease)
+            for job_id, job in jobs.items():
+                if is_alive(job) and job_state(job) != "COMPLETING":
+                    alive.setdefault(job_id, int(self._lease(job) or 0))
+            stop.wait(self._config.event_poll_interval)
+
+    # ---------------------------------------------------------------- helpers
+    def _lease(self, job: dict[str, Any]) -> int | None:
+        return lease_of(job, read_labels(job.get("comment")), self._config.host)
+
+    def _newest(self, jobs: list[dict[str, Any]], lease_id: int) -> dict[str, Any] | None:
+        mine = [j for j in jobs if self._lease(j) == lease_id]
+        return max(mine, key=lambda j: int(j["job_id"])) if mine else None
+
+    def _state(self, job: dict[str, Any]) -> ContainerState:
+        state = state_of(job)
+        if state.status is ContainerStatus.EXITED and not self._run_dir(self._lease(job) or 0).exists():
+            return ContainerState(ContainerStatus.GONE)  # ended, and stop cleared it: removed
+        return state
+
+    def _handle(self, job: dict[str, Any]) -> ContainerHandle:
+        lease = int(self._lease(job) or 0)
+        return ContainerHandle(lease_id=lease, container_id=str(job["job_id"]), name=container_name(lease))
+
+    def _address(self, node: str) -> str:
+        if node not in self._addresses:
+            for n in self._rest.nodes():
+                self._addresses[str(n.get("name"))] = str(n.get("address") or n.get("name"))
+        return self._addresses.get(node, node)
+
+    def _run_dir(self, lease_id: int) -> Path:
+        return self._config.state_root / "gpubot-run" / f"lease-{lease_id}"
+
+    def _fresh_run_dir(self, lease_id: int, uid: int, gid: int) -> Path:
+        run = self._run_dir(lease_id)
+        shutil.rmtree(run, ignore_errors=True)  # a previous job's files: never reused
+        run.mkdir(parents=True, mode=0o700)
+        if os.geteuid() == 0:
+            os.chown(run, uid, gid)
+        return run
+
+    def _job_user(self) -> tuple[int, int]:
+        try:
+            entry = pwd.getpwnam(self._config.user)
+            return entry.pw_uid, entry.pw_gid
+        except KeyError:  # the bot host need not know the account: it must then be it
+            return os.geteuid(), os.getegid()
+
+    def _log_tail(self, lease_id: int, lines: int = 20) -> str:
+        try:
+            text = (self._run_dir(lease_id) / OUTPUT_FILE).read_text(errors="replace")
+        except OSError as exc:
+            return f"(job output unavailable: {exc})"
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _write_private(path: Path, text: str, uid: int, gid: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    if os.geteuid() == 0:
+        os.chown(path, uid, gid)
+
+
+def _http_status(url: str) -> int | str:
+    try:
+        with _NO_PROXY.open(url, timeout=2.0) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError as exc:
+        return str(exc)

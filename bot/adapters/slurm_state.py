@@ -1,0 +1,94 @@
+"""Reading slurmrestd's job records into the ports' types (helpers of ``slurm.py``).
+
+The mapping, in the Docker adapter's terms (``docker_state.py``):
+
+* PENDING, CONFIGURING, REQUEUED…  -> STARTING (Slurm has not placed or launched it yet)
+* RUNNING, SUSPENDED, COMPLETING on a live job -> RUNNING
+* CANCELLED -> GONE: ``stop`` (ours) or an admin's ``scancel`` (the ``docker rm -f``)
+* FAILED, COMPLETED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, … -> EXITED with the exit code
+  (Slurm's raw wait status: 9 is SIGKILL, read as 137 like Docker's) and the reason; a
+  lost node says "host lost" so the services can tell the person why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.ports import ContainerState, ContainerStatus
+
+# The same label names the Docker engine uses (DESIGN.md §4), kept in the job's comment;
+# not imported from docker_state, which imports the docker package.
+LABEL_LEASE = "gpubot.lease"
+LABEL_USER = "gpubot.user"
+LABEL_GPUS = "gpubot.gpus"
+LABEL_HOST = "gpubot.host"
+LABEL_ENV = "gpubot.env"
+LABEL_PORT = "gpubot.port"
+
+STARTING = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+                      "RESIZING", "SIGNALING", "STAGE_OUT"})
+RUNNING = frozenset({"RUNNING", "SUSPENDED"})
+ENDING = frozenset({"COMPLETING"})  # the job's processes are being killed
+_REASONS = {
+    "NODE_FAIL": "host lost: the Slurm node {node} stopped answering",
+    "BOOT_FAIL": "host lost: the Slurm node {node} failed to boot",
+    "TIMEOUT": "Slurm's time limit for the job ran out",
+    "DEADLINE": "Slurm's deadline for the job passed",
+    "PREEMPTED": "Slurm preempted the job",
+    "OUT_OF_MEMORY": "the job ran out of memory",
+}
+
+
+def job_state(job: Mapping[str, Any]) -> str:
+    state = job.get("job_state") or ""
+    if isinstance(state, list):  # newer APIs give a list of flags
+        state = state[0] if state else ""
+    return str(state).upper()
+
+
+def is_alive(job: Mapping[str, Any]) -> bool:
+    return job_state(job) in STARTING | RUNNING | ENDING
+
+
+def exit_code(raw: object) -> int | None:
+    """Slurm's raw wait status -> a shell-style exit code (128 + signal)."""
+    try:
+        status = int(raw)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    signal = status & 0x7F
+    return 128 + signal if signal else (status >> 8) & 0xFF
+
+
+def state_of(job: Mapping[str, Any]) -> ContainerState:
+    state = job_state(job)
+    if state in STARTING:
+        return ContainerState(status=ContainerStatus.STARTING)
+    if state in RUNNING or state in ENDING:
+        return ContainerState(status=ContainerStatus.RUNNING)
+    if state == "CANCELLED":
+        return ContainerState(status=ContainerStatus.GONE)
+    node = job.get("batch_host") or job.get("nodes") or "?"
+    if state in ("NODE_FAIL", "BOOT_FAIL"):  # the exit status of a lost node means nothing
+        return ContainerState(status=ContainerStatus.EXITED, error=_REASONS[state].format(node=node))
+    code = exit_code(job.get("exit_code"))
+    reason = _REASONS.get(state)
+    if reason is None and state not in ("COMPLETED", "FAILED"):
+        reason = f"Slurm job state {state or 'unknown'}"
+    elif state == "FAILED" and not code:  # no exit status to go by: Slurm's own reason
+        reason = f"Slurm: {job.get('state_reason') or 'job failed'}"
+    return ContainerState(status=ContainerStatus.EXITED, exit_code=code,
+                          oom_killed=state == "OUT_OF_MEMORY", error=reason)
+
+
+def lease_of(job: Mapping[str, Any], labels: Mapping[str, str], host: str) -> int | None:
+    """The lease a job runs, when it is one of this host's: named ``gpubot-<lease>`` and
+    labelled with it; no host label counts as this host's (DESIGN.md §4)."""
+    lease = labels.get(LABEL_LEASE, "")
+    if not lease.isdigit() or job.get("name") != f"gpubot-{lease}":
+        return None
+    theirs = labels.get(LABEL_HOST) or ""
+    if host and theirs and theirs != host:
+        return None
+    return int(lease)
