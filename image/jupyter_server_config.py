@@ -8,3 +8,9 @@ c = get_config()  # type: ignore[name-defined]  # noqa: F821 - provided by trait
 c.PasswordIdentityProvider.hashed_password = (
     Path(os.environ["JUPYTER_PASSWORD_HASH_FILE"]).read_text().strip()
 )
+
+# Behind gpubot's HTTPS proxy (GPUBOT_PROXY=caddy) Jupyter learns from X-Forwarded-Proto
+# that the browser speaks HTTPS, and marks its session cookie Secure. Only the proxy can
+# reach Jupyter then (published on loopback); with direct ports a client could only make
+# its own cookie stricter.
+c.ServerApp.trust_xheaders = True

@@ -176,6 +176,8 @@ def test_https_login_per_lease_cookies_and_a_kernel_over_the_websocket(
     assert s.get(f"{a}/api/status", timeout=10).status_code == 403
     assert login(s, a, a_password).status_code == 302
     assert s.get(f"{a}/api/status", timeout=10).status_code == 200  # logged in, over HTTPS
+    session_cookie = next(c for c in s.cookies if c.name.startswith("username-"))
+    assert session_cookie.secure, "Jupyter behind the proxy must mark its session cookie Secure"
 
     # A's session cookies, even renamed to what B's Jupyter calls its own, open nothing.
     stolen = https_session(root)
