@@ -168,3 +168,62 @@ def test_a_caddy_that_does_not_answer_is_a_proxy_error(tmp_path: Path) -> None:
     with pytest.raises(urllib.error.URLError):  # and nothing listens for the test either
         urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
             proxy.admin_url + "/config/", timeout=2)
+
+
+def test_a_websocket_passes_through_and_survives_another_leases_route_change(
+        tmp_path: Path) -> None:
+    """Every route change reloads Caddy's config; an open WebSocket (a kernel, a terminal)
+    must not be cut by another lease starting or ending."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    async def scenario() -> list[str]:
+        async def echo(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            async for message in ws:
+                await ws.send_str(f"echo {message.data}")
+            return ws
+
+        app = web.Application()
+        app.router.add_get("/ws", echo)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        got = []
+        with running_caddy(tmp_path / "caddy") as caddy:
+            caddy.proxy.ensure_server()
+            caddy.proxy.add_route("aaaa", f"127.0.0.1:{port}")
+            context = caddy.ssl_context(tmp_path / "root.pem")
+            await asyncio.to_thread(get, caddy, f"aaaa.{DOMAIN}", context)  # the certificate
+            connector = aiohttp.TCPConnector(resolver=_Loopback())
+            async with aiohttp.ClientSession(connector=connector) as client:
+                async with client.ws_connect(f"wss://aaaa.{DOMAIN}:{caddy.https_port}/ws",
+                                             ssl=context) as ws:
+                    await ws.send_str("one")
+                    got.append((await ws.receive(timeout=10)).data)
+                    await asyncio.to_thread(caddy.proxy.add_route, "bbbb", "127.0.0.1:9")
+                    await asyncio.to_thread(caddy.proxy.remove_route, "bbbb")
+                    await ws.send_str("two")
+                    got.append((await ws.receive(timeout=10)).data)
+        await runner.cleanup()
+        return got
+
+    assert asyncio.run(scenario()) == ["echo one", "echo two"]
+
+
+class _Loopback:
+    """aiohttp resolver: lease host names are 127.0.0.1 for the test client."""
+
+    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[dict]:
+        import socket as _socket
+
+        return [{"hostname": host, "host": "127.0.0.1", "port": port,
+                 "family": _socket.AF_INET, "proto": 0, "flags": 0}]
+
+    async def close(self) -> None:
+        pass
