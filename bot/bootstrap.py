@@ -275,12 +275,7 @@ def build_slack(settings: Settings) -> SlackBot:
                            f"running and may this user use it? `gpubot doctor` checks.") \
             from None
 
-    proxy = make_proxy(settings)
-    if proxy is not None:  # GPUBOT_PROXY=caddy: Caddy answers and serves our domain
-        try:
-            start_proxy(settings, proxy)
-        except ProxyStartupError as exc:
-            raise StartupError(str(exc)) from None
+    proxy = serving_proxy(settings)
     metrics = make_metrics(settings)
     client = web_client(settings.slack_bot_token, settings.slack_api_url)
     admin_channel_warning(settings)
@@ -303,6 +298,18 @@ def build_slack(settings: Settings) -> SlackBot:
               token_verification_enabled=True)
     register_all(app, HandlerContext(gpubot.use_cases, notifier))
     return SlackBot(gpubot=gpubot, app=app)
+
+
+def serving_proxy(settings: Settings) -> Proxy | None:
+    """GPUBOT_PROXY=caddy, for a bot that serves: Caddy answers (started if need be) and
+    serves our domain, else StartupError."""
+    proxy = make_proxy(settings)
+    if proxy is not None:
+        try:
+            start_proxy(settings, proxy)
+        except ProxyStartupError as exc:
+            raise StartupError(str(exc)) from None
+    return proxy
 
 
 def admin_channel_warning(settings: Settings) -> str | None:
@@ -370,7 +377,8 @@ def build_console(settings: Settings, *, users: list[str], inventory: GpuInvento
     notifier = ConsoleNotifier(screen, admin_channel=settings.admin_channel,
                                extend_by=settings.default_lease, gpus=inventory.list_gpus,
                                admins=settings.admins)
-    gpubot = build(settings, notifier=notifier, inventory=inventory, runtime=runtime)
+    gpubot = build(settings, notifier=notifier, inventory=inventory, runtime=runtime,
+                   proxy=serving_proxy(settings))
     console = Console(gpubot.use_cases, screen, users=users, history=history,
                       read=read or input)
     return ConsoleBot(gpubot=gpubot, console=console)
