@@ -40,6 +40,10 @@ stop_jupyter() {{
 }}
 trap stop_jupyter TERM INT
 
+# A lost node must fail the lease, not restart it elsewhere unannounced: slurmrestd
+# 22.05 ignores "requeue": false at submission, so the job clears the flag itself.
+command -v scontrol >/dev/null 2>&1 && scontrol update JobId="$SLURM_JOB_ID" Requeue=0 >/dev/null 2>&1
+
 uuids=
 if command -v nvidia-smi >/dev/null 2>&1 && [ -n "${{CUDA_VISIBLE_DEVICES:-}}" ]; then
     uuids=$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i "$CUDA_VISIBLE_DEVICES" | paste -sd, -)
@@ -99,7 +103,7 @@ def job_description(req: JobRequest, *, partition: str, gpu_type: str, cpus: int
         "cpus_per_task": cpus,
         "memory_per_node": memory_mb,
         "time_limit": time_limit_minutes,
-        "requeue": False,  # a lost node fails the lease; it is never silently restarted
+        "requeue": False,  # ignored by slurmrestd 22.05: the script clears it (above)
         "current_working_directory": str(req.run_dir),
         "standard_output": str(req.run_dir / OUTPUT_FILE),
         "standard_error": str(req.run_dir / OUTPUT_FILE),

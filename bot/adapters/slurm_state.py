@@ -63,6 +63,9 @@ def exit_code(raw: object) -> int | None:
 
 def state_of(job: Mapping[str, Any]) -> ContainerState:
     state = job_state(job)
+    if int(job.get("restart_cnt") or 0) > 0:  # requeued after a failure: that run is lost
+        return ContainerState(status=ContainerStatus.EXITED,
+                              error=_REASONS["NODE_FAIL"].format(node="of the job") + " (Slurm requeued it)")
     if state in STARTING:
         return ContainerState(status=ContainerStatus.STARTING)
     if state in RUNNING or state in ENDING:

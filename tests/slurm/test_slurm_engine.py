@@ -1,0 +1,153 @@
+"""The Slurm engine against a real two-node cluster (2 nodes x 2 fake GPUs): placement
+and GPU accounting, scancel on stop, a lost node, an unreachable slurmrestd, extend, and
+the password hash kept off every command line."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.adapters.slurm import SlurmRuntime
+from bot.adapters.slurm_rest import SlurmUnavailable
+from bot.domain.containers import death_reason
+from bot.ports import ContainerSpec, ContainerStatus
+from bot.security import hash_jupyter_password
+from tests.infra import slurm_engine as eng
+from tests.infra.slurm_cluster import GPUS_PER_NODE, NODES, Cluster
+
+pytestmark = pytest.mark.slurm
+
+HASH = hash_jupyter_password("slurm-password")
+READY = timedelta(seconds=120)
+
+
+def spec(lease: int | None = None, user: str = "USLURM1") -> ContainerSpec:
+    return ContainerSpec(lease_id=lease or eng.new_lease(), user_id=user,
+                         gpu_uuids=("GPU-5a5a5a5a-0000-4000-8000-000000000001",),
+                         port=eng.new_port(), password_hash=HASH)
+
+
+def sacct_gpus(cluster: Cluster) -> dict[str, tuple[str, str]]:
+    """Job id -> (state, node list) of every job with a GPU, from accounting (sacct)."""
+    out = cluster.run("sacct", "-X", "-n", "-P", "-u", cluster.user, "-o", "JobID,State,NodeList,AllocTRES")
+    rows = [line.split("|") for line in out.splitlines() if "gres/gpu=1" in line]
+    return {job: (state, nodes) for job, state, nodes, _tres in rows}
+
+
+def job_processes(job_id: int) -> list[int]:
+    """Every process that runs inside the job (its environment says so)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"SLURM_JOB_ID={job_id}".encode() in env:
+            found.append(int(pid))
+    return found
+
+
+def test_four_leases_fill_two_nodes_the_fifth_waits_and_starts_after_a_release(
+        cluster: Cluster, runtime: SlurmRuntime) -> None:
+    specs = [spec() for _ in range(len(NODES) * GPUS_PER_NODE)]
+    handles = [runtime.start(s) for s in specs]
+    for s, h in zip(specs, handles):
+        runtime.wait_ready(h, port=s.port, timeout=READY)
+    placements = {s.lease_id: runtime.placement(s.lease_id) for s in specs}
+    held = {(p.node, i) for p in placements.values() if p for i in p.gpu_indices}
+    assert len(held) == 4 and {n for n, _ in held} == set(NODES), placements
+    accounted = eng.gpu_indices(cluster)  # slurmctld's own view agrees with the jobs'
+    assert sorted((n, i) for n, idx in accounted.values() for i in idx) == sorted(held)
+    for s in specs:
+        assert runtime.access_address(s.lease_id) == "127.0.0.1"
+
+    fifth = spec()
+    waiting = runtime.start(fifth)
+    assert runtime.poll(fifth.lease_id).status is ContainerStatus.STARTING  # pending: queued
+    runtime.stop(specs[0].lease_id)
+    runtime.wait_ready(waiting, port=fifth.port, timeout=READY)
+    assert runtime.poll(fifth.lease_id).status is ContainerStatus.RUNNING
+    freed = placements[specs[0].lease_id]
+    assert freed is not None
+    got = runtime.placement(fifth.lease_id)
+    assert got is not None and (got.node, got.gpu_indices) == (freed.node, freed.gpu_indices)
+
+    states = sacct_gpus(cluster)
+    assert states[str(int(handles[0].container_id))][0].startswith("CANCELLED")
+    running = [job for job, (state, _n) in states.items() if state == "RUNNING"]
+    assert len(running) == 4
+    indices = eng.gpu_indices(cluster)
+    pairs = [(n, i) for n, idx in indices.values() for i in idx]
+    assert len(pairs) == len(set(pairs)) == 4, f"a GPU index held twice: {indices}"
+
+
+def test_stop_is_scancel_and_leaves_no_process_and_no_hash(cluster: Cluster, runtime: SlurmRuntime) -> None:
+    s = spec()
+    handle = runtime.start(s)
+    runtime.wait_ready(handle, port=s.port, timeout=READY)
+    job = int(handle.container_id)
+    processes = job_processes(job)
+    assert processes, "Jupyter runs inside the job"
+    for pid in processes:  # the hash is read from its 0600 file, never passed on argv
+        assert HASH.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert HASH.encode() not in Path(f"/proc/{pid}/environ").read_bytes()
+    hash_file = cluster.shared / "gpubot-run" / f"lease-{s.lease_id}" / "password-hash"
+    assert oct(hash_file.stat().st_mode & 0o777) == "0o600"
+
+    runtime.stop(s.lease_id)
+    assert cluster.run("sacct", "-X", "-n", "-j", str(job), "-o", "State").split()[0].startswith("CANCELLED")
+    assert job_processes(job) == []
+    assert not hash_file.exists()
+    assert runtime.poll(s.lease_id).status is ContainerStatus.GONE
+    workspace = eng.workspaces(cluster) / s.user_id
+    assert workspace.is_dir(), "the workspace outlives the lease"
+
+
+def test_extend_raises_the_jobs_time_limit_as_the_operator(cluster: Cluster, runtime: SlurmRuntime) -> None:
+    s = spec()
+    runtime.start(s)
+    job = eng.job_id_of(cluster, s.lease_id)
+    assert "TimeLimit=02:00:00" in cluster.run("scontrol", "show", "job", str(job))
+    # raising a limit is an operator's right: the token's user has adminlevel=operator
+    runtime.extend(s.lease_id, timedelta(hours=30))
+    assert "TimeLimit=1-06:00:00" in cluster.run("scontrol", "show", "job", str(job))
+
+
+def test_an_unreachable_slurmrestd_is_never_read_as_gone(cluster: Cluster, runtime: SlurmRuntime) -> None:
+    s = spec()
+    runtime.start(s)
+    unreachable = eng.make_runtime(cluster, url=f"http://127.0.0.1:{eng.new_port()}")
+    with pytest.raises(SlurmUnavailable):
+        unreachable.list_managed()
+    with pytest.raises(SlurmUnavailable):
+        unreachable.poll(s.lease_id)
+    with pytest.raises(SlurmUnavailable):
+        unreachable.stop(s.lease_id)
+    assert runtime.poll(s.lease_id).status is ContainerStatus.RUNNING  # nothing was touched
+
+
+def test_a_lost_node_fails_the_lease_with_host_lost(cluster: Cluster, runtime: SlurmRuntime) -> None:
+    s = spec()
+    handle = runtime.start(s)
+    runtime.wait_ready(handle, port=s.port, timeout=READY)
+    placement = runtime.placement(s.lease_id)
+    assert placement is not None
+    cluster.kill_node(placement.node)
+    try:
+        deadline = time.monotonic() + 90  # SlurmdTimeout=10 s, then the controller decides
+        while (state := runtime.poll(s.lease_id)).status is not ContainerStatus.EXITED:
+            assert time.monotonic() < deadline, f"still {state} after the node was lost"
+            time.sleep(1)
+        assert state.error and "host lost" in state.error and placement.node in state.error
+        assert "host lost" in death_reason(state)
+        [managed] = [m for m in runtime.list_managed() if m.lease_id == s.lease_id]
+        assert managed.state.status is ContainerStatus.EXITED  # the reconciler fails the lease
+        out = cluster.run("sacct", "-X", "-n", "-j", handle.container_id, "-o", "State")
+        assert out.split()[0] == "NODE_FAIL"
+    finally:
+        cluster.start_node(placement.node)
+        cluster.wait_nodes("idle", timeout=120)
