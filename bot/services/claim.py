@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.crashpoints import crashpoint
 from bot.db.engine import Session
@@ -174,27 +174,18 @@ class ClaimService:
         return active
 
     def _move_port(self, lease_id: int) -> Lease | None:
-        """Give a starting lease another port (the least recently used one); the port
-        it had was marked used when granted, so it rests. None if it no longer starts."""
-        now = self.res.clock.now()
-        with self.res.db.transaction() as session:
-            repo = LeaseRepo(session)
-            lease = repo.get(lease_id, lock=True)
-            if lease.status is not LeaseStatus.STARTING:
-                return None
+        """Give a starting lease other ports (the least recently used ones); the ones it
+        had were marked used when granted, so they rest. None if it no longer starts."""
+        def move(repo: LeaseRepo, lease: Lease, now: datetime) -> None:
             self.granter.reallocate_ports(repo, lease, now=now)  # sshd's too, if any
-        return lease
+
+        return self._while_starting(lease_id, move)
 
     def _record(self, lease_id: int, *, container_id: str | None = None,
                 active: bool = False) -> Lease | None:
         """Write progress if the lease is still starting and return it; None if it was
         released (or otherwise ended) meanwhile. Becoming active owes the access DM."""
-        now = self.res.clock.now()
-        with self.res.db.transaction() as session:
-            repo = LeaseRepo(session)
-            lease = repo.get(lease_id, lock=True)
-            if lease.status is not LeaseStatus.STARTING:
-                return None
+        def record(repo: LeaseRepo, lease: Lease, now: datetime) -> None:
             if container_id:
                 lease.container_id = container_id
             if active:
@@ -203,7 +194,21 @@ class ClaimService:
                 lease.expires_at = now + lease.duration
                 repo.audit(at=now, actor=SYSTEM_ACTOR, action="active", lease_id=lease_id)
                 route = [Effect(EffectKind.ROUTE_ADD, lease)] if lease.route_label else []
-                self.outbox.owe(session, [*route, Effect(EffectKind.ACCESS, lease)])
+                self.outbox.owe(repo.s, [*route, Effect(EffectKind.ACCESS, lease)])
+
+        return self._while_starting(lease_id, record)
+
+    def _while_starting(self, lease_id: int,
+                        change: Callable[[LeaseRepo, Lease, datetime], None]) -> Lease | None:
+        """``change`` the lease under its row lock if it is still starting (a release that
+        landed meanwhile wins); the lease, or None when it no longer starts."""
+        now = self.res.clock.now()
+        with self.res.db.transaction() as session:
+            repo = LeaseRepo(session)
+            lease = repo.get(lease_id, lock=True)
+            if lease.status is not LeaseStatus.STARTING:
+                return None
+            change(repo, lease, now)
         return lease
 
     def _abandon(self, lease_id: int) -> Lease:
