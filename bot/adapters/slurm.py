@@ -33,6 +33,7 @@ from bot.adapters.docker_workspace import (
     validate_user_id,
     workspace_usage,
 )
+from bot.adapters.slurm_events import watch
 from bot.adapters.slurm_rest import SlurmRest
 from bot.adapters.slurm_script import (
     HASH_FILE,
@@ -260,33 +261,10 @@ class SlurmRuntime:
         raise ContainerStartError("SSH access is not offered on the Slurm engine yet.")
 
     def watch_events(self, *, on_event: EventCallback, stop: threading.Event) -> None:
-        """slurmrestd has no event stream: poll the job list and report each live job of
-        ours that ended (not the ones ``stop`` cancelled). A failed poll reports nothing
-        (unreachable is not dead); the reconciler covers any gap."""
-        alive: dict[int, int] = {}  # job id -> lease
-        while not stop.is_set():
-            try:
-                jobs = {int(j["job_id"]): j for j in self._rest.jobs() if self._lease(j) is not None}
-            except Exception:  # noqa: BLE001 - unreachable: try again, never "gone"
-                log.warning("cannot list Slurm jobs for events; retrying", exc_info=True)
-                stop.wait(max(2.0, self._config.event_poll_interval))
-                continue
-            for job_id, lease in list(alive.items()):
-                job = jobs.get(job_id)
-                if job is not None and is_alive(job):
-                    continue
-                del alive[job_id]
-                if job_id in self._stopped:
-                    continue
-                state = self._state(job) if job is not None else ContainerState(ContainerStatus.GONE)
-                try:
-                    on_event(lease, state)
-                except Exception:  # noqa: BLE001 - one callback failing must not stop the watch
-                    log.exception("event callback for lease %s failed", lease)
-            for job_id, job in jobs.items():
-                if is_alive(job) and job_state(job) != "COMPLETING":
-                    alive.setdefault(job_id, int(self._lease(job) or 0))
-            stop.wait(self._config.event_poll_interval)
+        """slurmrestd has no event stream: ``slurm_events.watch`` polls the job list."""
+        watch(list_jobs=self._rest.jobs, lease_of=self._lease, state_of=self._state,
+              stopped=self._stopped, on_event=on_event, stop=stop,
+              interval=self._config.event_poll_interval)
 
     # ---------------------------------------------------------------- helpers
     def _lease(self, job: dict[str, Any]) -> int | None:

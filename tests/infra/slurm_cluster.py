@@ -104,7 +104,18 @@ class Cluster:
         jobs = self.run("squeue", "-h", "-w", node, "-o", "%i", check=False).split()
         for job in jobs:  # slurmstepd outlives a killed slurmd; a lost machine would not
             subprocess.run(["pkill", "-KILL", "-f", f"^slurmstepd: \\[{job}\\."], check=False)
-            subprocess.run(["pkill", "-KILL", "-f", f"gpubot-run/{job}/"], check=False)
+            self._kill_job_processes(f"SLURM_JOB_ID={job}")
+
+    def _kill_job_processes(self, marker: str) -> None:
+        """SIGKILL every process of this cluster's jobs whose environment has ``marker``."""
+        wanted = {marker.encode(), f"SLURM_CLUSTER_NAME={self.name}".encode()}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                env = set(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+                if wanted <= env:
+                    os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                continue
 
     def logs(self) -> str:
         parts = []
@@ -130,6 +141,7 @@ class Cluster:
                 proc.kill()
                 proc.wait()
         self.procs.clear()
+        self._kill_job_processes(f"SLURM_CLUSTER_NAME={self.name}")  # jobs of lost nodes
         subprocess.run(["mysql", "-uroot", "-h", SLURMDBD_DB, "-e",
                         f"DROP DATABASE IF EXISTS `{self.database}`"], check=False)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -151,3 +151,22 @@ def test_a_lost_node_fails_the_lease_with_host_lost(cluster: Cluster, runtime: S
     finally:
         cluster.start_node(placement.node)
         cluster.wait_nodes("idle", timeout=120)
+
+
+def test_doctor_checks_pass_on_the_cluster_and_name_what_is_wrong(cluster: Cluster) -> None:
+    from bot.adapters.slurm_checks import run_slurm_checks
+    from bot.adapters.slurm_rest import SlurmRest
+
+    rest = SlurmRest(cluster.url, token_file=cluster.token_file, user=cluster.user)
+    good = run_slurm_checks(rest, user=cluster.user, partition=cluster.partition,
+                            time_limit=timedelta(days=6), gpu_type="a100")
+    assert [(c.name, c.ok) for c in good] == [("slurmrestd", True), ("operator", True),
+                                              ("partition", True), ("gres", True)], good
+    assert "4 x gpu:a100 on 2 nodes" in good[3].detail
+    bad = {c.name: c for c in run_slurm_checks(rest, user=cluster.user, partition=cluster.partition,
+                                               time_limit=timedelta(days=8), gpu_type="h100")}
+    assert not bad["partition"].ok and "10080" in bad["partition"].detail
+    assert not bad["gres"].ok
+    down = SlurmRest(f"http://127.0.0.1:{eng.new_port()}", token_file=cluster.token_file, user=cluster.user)
+    [only] = run_slurm_checks(down, user=cluster.user, partition=cluster.partition, time_limit=timedelta(days=1))
+    assert (only.name, only.ok) == ("slurmrestd", False)
