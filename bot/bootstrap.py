@@ -128,6 +128,8 @@ def make_inventory(settings: Settings) -> GpuInventory:
 
 
 def make_runtime(settings: Settings) -> ContainerRuntime:
+    if settings.engine == "slurm":
+        return _slurm_runtime(settings)
     from bot.adapters.docker import DockerRuntime, DockerRuntimeConfig
 
     parse_size(settings.mem_limit)
@@ -141,6 +143,19 @@ def make_runtime(settings: Settings) -> ContainerRuntime:
         block_host_access=settings.block_host_access, lease_subnets=str(settings.lease_subnets),
         rootfs_size=settings.rootfs_size, log_max_size=settings.log_max_size,
         log_max_files=settings.log_max_files))
+
+
+def _slurm_runtime(settings: Settings) -> ContainerRuntime:
+    from bot.adapters.slurm import SlurmRuntime, SlurmRuntimeConfig
+
+    return SlurmRuntime(SlurmRuntimeConfig(
+        url=settings.slurm_url, token_file=settings.slurm_token_file, user=settings.slurm_user,
+        partition=settings.slurm_partition, image=settings.image,
+        env_root=settings.slurm_env_root, workspace_root=settings.workspace_root,
+        state_root=settings.slurm_state_root, host=settings.host_name,
+        gpu_type=settings.slurm_gpu_type, cpus=max(1, int(settings.cpus)),
+        memory_mb=parse_size(settings.mem_limit) // 2**20,
+        time_limit=settings.max_lease + settings.slurm_grace))
 
 
 # ------------------------------------------------------------------ the graph

@@ -12,7 +12,7 @@ import socket
 from datetime import timedelta
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -151,6 +151,18 @@ class Settings(BaseSettings):
     # bytes a GPU-day: bot/db/usage.py); when the weekly report goes to the admin channel
     usage_retention: Duration = Field(timedelta(days=400), alias="GPUBOT_USAGE_RETENTION")
     report_schedule: str = Field("mon 09:00", alias="GPUBOT_REPORT_SCHEDULE")
+
+    # The engine leases run on (DESIGN §4.1): this host's Docker, or a Slurm cluster
+    engine: Literal["docker", "slurm"] = Field("docker", alias="GPUBOT_ENGINE")
+    slurm_url: str = Field("http://127.0.0.1:6820", alias="GPUBOT_SLURM_URL")
+    slurm_token_file: Path = Field(Path("/etc/gpubot/slurm.jwt"),
+                                   alias="GPUBOT_SLURM_TOKEN_FILE")
+    slurm_user: str = Field("gpubot", alias="GPUBOT_SLURM_USER")
+    slurm_partition: str = Field("gpu", alias="GPUBOT_SLURM_PARTITION")
+    slurm_gpu_type: str = Field("", alias="GPUBOT_SLURM_GPU_TYPE")
+    slurm_env_root: Path = Field(Path("/srv/gpubot/envs"), alias="GPUBOT_SLURM_ENV_ROOT")
+    slurm_state_root: Path = Field(Path("/srv/gpubot/state"), alias="GPUBOT_SLURM_STATE_ROOT")
+    slurm_grace: Duration = Field(timedelta(hours=1), alias="GPUBOT_SLURM_GRACE")
 
     log_level: str = Field("INFO", alias="GPUBOT_LOG_LEVEL")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.domain.errors import DomainError
 from bot.services.facade import UseCases
-from handlers import blocks, home
+from handlers import blocks, contention_blocks, home
 from handlers.context import HandlerContext
 from handlers.errors import report, teller
 
@@ -30,11 +30,11 @@ def release(bot: UseCases, user: str, lease_id: int) -> str:
 
 
 def leave(bot: UseCases, user: str, lease_id: int) -> str:
-    return blocks.left_queue_text(bot.queue.leave(user_id=user, lease_id=lease_id))
+    return contention_blocks.left_queue_text(bot.queue.leave(user_id=user, lease_id=lease_id))
 
 
 def still_using(bot: UseCases, user: str, lease_id: int) -> str:
-    return blocks.still_using_text(bot.idle.still_using(user_id=user, lease_id=lease_id))
+    return contention_blocks.still_using_text(bot.idle.still_using(user_id=user, lease_id=lease_id))
 
 
 QUICK_BUTTONS = frozenset({blocks.EXTEND, blocks.STILL_USING})  # no container to stop

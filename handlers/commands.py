@@ -7,7 +7,7 @@ from typing import Any
 from bot.domain.durations import format_duration
 from bot.domain.lease import LeaseStatus
 from bot.services.facade import UseCases
-from handlers import blocks, env_blocks, usage_blocks
+from handlers import blocks, contention_blocks, env_blocks, usage_blocks
 from handlers.context import HandlerContext, quick_command
 from handlers.errors import teller
 from handlers.grammar import parse
@@ -52,7 +52,7 @@ def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
             say(blocks.waiting_for_approval(lease))
             return
         if lease.status is LeaseStatus.QUEUED:
-            say(blocks.queued_message(lease, bot.queue.place(lease.id),
+            say(contention_blocks.queued_message(lease, bot.queue.place(lease.id),
                                       why=bot.why_waiting(lease)))
             return
         say(blocks.progress_message(
@@ -70,10 +70,10 @@ def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
     elif cmd.verb == "envs":
         say(env_blocks.environments_message(bot.environments()))
     elif cmd.verb == "queue":
-        say(blocks.queue_message(bot.queue.line(), now))
+        say(contention_blocks.queue_message(bot.queue.line(), now))
     elif cmd.verb == "leave":
         lease = bot.queue.leave(user_id=user, lease_id=cmd.lease_id)
-        say((blocks.left_queue_text(lease), []))
+        say((contention_blocks.left_queue_text(lease), []))
     elif cmd.verb == "usage":
         say(usage_blocks.usage_message(bot.usage.usage(user_id=user)))
     elif cmd.verb == "report":  # NotAllowed for anyone but an admin

@@ -41,7 +41,7 @@ from bot.domain.gpus import GpuInfo, describe_gpus
 from bot.domain.lease import Lease
 from bot.domain.usage import UsageReport
 from bot.ports import AccessInfo
-from handlers import blocks, notices
+from handlers import blocks, contention_blocks, notices
 from handlers.notices import Bounded
 from handlers.report import upload_report
 
@@ -124,13 +124,13 @@ class SlackNotifier:
         self._post(lease.user_id, blocks.died_message(lease, state), owed=True)
 
     def queue_timed_out(self, lease: Lease) -> None:
-        self._post(lease.user_id, blocks.queue_timeout_message(lease), owed=True)
+        self._post(lease.user_id, contention_blocks.queue_timeout_message(lease), owed=True)
 
     def idle_warning(self, lease: Lease, reclaim_at: datetime) -> None:
-        self._post(lease.user_id, blocks.idle_warning_message(lease, reclaim_at), owed=True)
+        self._post(lease.user_id, contention_blocks.idle_warning_message(lease, reclaim_at), owed=True)
 
     def idle_reclaimed(self, lease: Lease, workspace: str) -> None:
-        self._post(lease.user_id, blocks.idle_reclaimed_message(lease, workspace), owed=True)
+        self._post(lease.user_id, contention_blocks.idle_reclaimed_message(lease, workspace), owed=True)
 
     # ------------------------------------------------------------- approvals
     def approval_requested(self, lease: Lease) -> None:

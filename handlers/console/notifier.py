@@ -20,7 +20,7 @@ from bot.domain.gpus import GpuInfo, describe_gpus
 from bot.domain.lease import Lease
 from bot.domain.usage import UsageReport
 from bot.ports import AccessInfo
-from handlers import blocks, notices, usage_blocks
+from handlers import blocks, contention_blocks, notices, usage_blocks
 from handlers.console.screen import Audience, Screen
 
 Message = tuple[str, blocks.Blocks]
@@ -72,13 +72,13 @@ class ConsoleNotifier:
         self._dm(lease.user_id, blocks.died_message(lease, state))
 
     def queue_timed_out(self, lease: Lease) -> None:
-        self._dm(lease.user_id, blocks.queue_timeout_message(lease))
+        self._dm(lease.user_id, contention_blocks.queue_timeout_message(lease))
 
     def idle_warning(self, lease: Lease, reclaim_at: datetime) -> None:
-        self._dm(lease.user_id, blocks.idle_warning_message(lease, reclaim_at))
+        self._dm(lease.user_id, contention_blocks.idle_warning_message(lease, reclaim_at))
 
     def idle_reclaimed(self, lease: Lease, workspace: str) -> None:
-        self._dm(lease.user_id, blocks.idle_reclaimed_message(lease, workspace))
+        self._dm(lease.user_id, contention_blocks.idle_reclaimed_message(lease, workspace))
 
     # ------------------------------------------------------------- approvals
     def approval_requested(self, lease: Lease) -> None:
