@@ -163,8 +163,15 @@ class DockerRuntime:
             docker_firewall.try_ensure(self._firewall_notes)
 
     def _prove_isolated(self, container: Container, uid: int) -> None:
-        if self._config.block_host_access:
+        if not self._config.block_host_access:
+            return
+        try:
             docker_firewall.require_isolated(container, user=container_user(uid))
+        except DockerException as exc:
+            container.reload()
+            if container.status != "running":  # it died at once: nothing runs to reach
+                return  # anything, and wait_ready reports the death with its log
+            raise exc
 
     # ------------------------------------------------------------- wait_ready
     def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> None:
