@@ -43,6 +43,10 @@ def main() -> None:
         from bench import ticks
 
         section = ticks.run(log=_log, **kwargs)
+    elif name == "idle":
+        from bench import idle_tick
+
+        section = idle_tick.run(log=_log, **kwargs)
     elif name == "concurrency":
         from bench import concurrency
 

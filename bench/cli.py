@@ -17,7 +17,8 @@ from typing import Any
 from bench._figure import run_isolated
 from bench.result import Section, Target, text_table
 
-NAMES = ("claim", "ack", "concurrency", "ticks", "memory")
+NAMES = ("claim", "ack", "concurrency", "ticks", "memory", "queue", "idle")
+SERVED = {"claim", "ack", "memory"}  # one `gpubot serve` with 16 synthetic GPUs
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -31,12 +32,15 @@ class Sizes:
     burst_rounds: int
     tick_reps: int
     tick_small_reps: int
+    handoffs: int  # queue hand-offs per bot (two bots: 1,000 and 10,000 leases)
+    idle_reps: int
+    idle_small_reps: int
 
 
 FULL = Sizes(claims=20, acks=200, burst=200, burst_gpus=8, burst_rounds=3, tick_reps=50,
-             tick_small_reps=5)
+             tick_small_reps=5, handoffs=12, idle_reps=50, idle_small_reps=20)
 QUICK = Sizes(claims=3, acks=30, burst=200, burst_gpus=8, burst_rounds=1, tick_reps=3,
-              tick_small_reps=2)
+              tick_small_reps=2, handoffs=2, idle_reps=3, idle_small_reps=2)
 
 
 def _log(text: str) -> None:
@@ -149,6 +153,58 @@ def summary_rows(sections: list[Section]) -> list[list[str]]:
     return rows
 
 
+def growth_section(sections: list[Section]) -> Section | None:
+    """How the queue hand-off and the idle sample tick grow with leases ×10 and GPUs ×10,
+    from the figures the queue and idle sections measured in this run."""
+    from bench.idle_tick import GPUS, TOTAL, growth_key
+    from bench.queue_handoff import HISTORY_SIZES
+    from bench.result import Table
+
+    got = {k: v for s in sections if s.key in ("queue", "idle") and not s.error
+           for k, v in s.metrics.items()}
+    if not got:
+        return None
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return f"{b / a:.2f}×" if a and b is not None else "n/a"
+
+    rows = []
+    small, large = HISTORY_SIZES
+    q = [got.get(f"queue:{n}:{f}") for n in (small, large)
+         for f in ("median_s", "p99_s", "floor_median_s")]
+    if None not in q:
+        grown = f"leases ×10 ({small:,} → {large:,}, 1 GPU)"
+        rows += [["queue hand-off (capacity freed → access DM)", grown, f"{q[0]:.3f} s",
+                  f"{q[3]:.3f} s", ratio(q[0], q[3]), ratio(q[1], q[4]), "—"],
+                 ["queue hand-off minus the floor (measured interleaved with both)", grown,
+                  f"{q[0] - q[2]:+.3f} s", f"{q[3] - q[5]:+.3f} s", "", "", "—"]]
+    for backend in ("sqlite", "postgresql"):
+        for what, a, b in ((f"leases ×10 ({TOTAL // 10:,} → {TOTAL:,}, {GPUS} GPUs)",
+                            (TOTAL // 10, GPUS), (TOTAL, GPUS)),
+                           (f"GPUs ×10 ({GPUS // 8} → {GPUS}, {TOTAL:,} leases)",
+                            (TOTAL, GPUS // 8), (TOTAL, GPUS))):
+            vals = [got.get(growth_key(backend, *size, f)) for size in (a, b)
+                    for f in ("median_ms", "p99_ms", "statements")]
+            if None in vals:
+                continue
+            rows.append([f"idle sample tick, every lease idle ({backend})", what,
+                         f"{vals[0]:.1f} ms", f"{vals[3]:.1f} ms", ratio(vals[0], vals[3]),
+                         ratio(vals[1], vals[4]), f"{vals[2]:.0f} → {vals[5]:.0f}"])
+    section = Section("growth", "8. How each cost grows", method=(
+        "Ratios of the figures measured above in this run: the queue hand-off of figure 6 "
+        f"with {small:,} and with {large:,} leases in the bot's database; the idle *sample* "
+        f"tick of figure 7 with every active lease idle, at {TOTAL // 10:,} and {TOTAL:,} "
+        f"leases ({GPUS} GPUs) and at {GPUS // 8} and {GPUS} GPUs ({TOTAL:,} leases; one "
+        "active lease per GPU, so GPUs ×10 is also active and idle leases ×10). A ratio "
+        "of 1.00× means the cost does not grow; 10× would be linear. The two hand-off figures "
+        "come from two bots running side by side, their hand-offs interleaved, so the "
+        "machine's load weighs on both alike."))
+    section.tables.append(Table("", ["cost", "grown by", "median before", "median after",
+                                     "ratio of medians", "ratio of p99", "statements"],
+                                rows, left=2))
+    return section
+
+
 HOW_TO_RUN = """## How to run
 
 From the repository root, as root on the machine with the test Docker engine and
@@ -156,7 +212,8 @@ PostgreSQL (`tests/infra/setup_docker.sh`, `tests/infra/build_images.sh`):
 
     .venv/bin/python -m bench                  # everything, writes docs/benchmarks.md
     .venv/bin/python -m bench --quick          # smoke run, small samples, prints only
-    .venv/bin/python -m bench --only claim,ack # some figures: claim ack concurrency ticks memory
+    .venv/bin/python -m bench --only claim,ack # some figures: claim ack concurrency ticks
+                                               # memory queue idle
 
 `--output PATH` writes the report elsewhere (partial and quick runs write none by
 default). The served-bot figures run on a private dockerd the bench starts and stops
@@ -238,16 +295,24 @@ def main(argv: list[str] | None = None) -> int:
     sections: list[Section] = []
 
     docker_version = None
-    if selected & {"claim", "ack", "memory"}:
+    if selected & (SERVED | {"queue"}):
         from bench.engine import engine_for_bench
         from tests.infra.docker_engine import TEST_IMAGE
 
-        _log("== gpubot serve (claim, ack, memory)")
+        _log("== gpubot serve (" + ", ".join(n for n in NAMES if n in selected
+                                             and n in SERVED | {"queue"}) + ")")
         try:
             with engine_for_bench(TEST_IMAGE, log=_log) as engine:
                 _log(f"  Docker: {engine.description}")
                 docker_version = _engine_version(engine)
-                run_served(selected, sizes, sections, engine)
+                if selected & SERVED:
+                    run_served(selected, sizes, sections, engine)
+                if "queue" in selected:
+                    from bench import queue_handoff
+
+                    _log("\n== queue")
+                    sections.append(_measured("queue", lambda: queue_handoff.run(
+                        engine, repeats=sizes.handoffs, log=_log)))
         except Exception as exc:  # noqa: BLE001
             sections.append(_failed("served", "gpubot serve", exc))
     if "concurrency" in selected:
@@ -259,6 +324,13 @@ def main(argv: list[str] | None = None) -> int:
         _log("\n== ticks")
         sections.append(_measured("ticks", lambda: run_isolated(
             "ticks", reps=sizes.tick_reps, small_reps=sizes.tick_small_reps)))
+    if "idle" in selected:
+        _log("\n== idle")
+        sections.append(_measured("idle", lambda: run_isolated(
+            "idle", reps=sizes.idle_reps, small_reps=sizes.idle_small_reps)))
+    grown = growth_section(sections)
+    if grown is not None:
+        sections.append(grown)
 
     order = {n: i for i, n in enumerate(NAMES)}
     sections.sort(key=lambda s: order.get(s.key, len(NAMES)))

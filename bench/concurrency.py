@@ -73,6 +73,7 @@ def fire(url: str, users: list[str], gpus: int, *, warm: bool, counter: Any = No
     claim, as a running bot's engine has; the tables are then emptied."""
     from bot.db.engine import Database
     from bot.domain.errors import LeaseLimitReached, NoGpuFree
+    from bot.domain.lease import LeaseStatus
     from bot.serve import freeze_startup_objects
     from tests.fakes.gpus import FakeInventory
     from tests.fakes.services import build_harness
@@ -107,7 +108,9 @@ def fire(url: str, users: list[str], gpus: int, *, warm: bool, counter: Any = No
             go.wait()
             try:
                 lease = kit.claims.claim(user_id=user, duration=timedelta(hours=24))
-                outcome = f"granted:{lease.id}"
+                # no GPU free: since the queue (issue 12.1) the claim waits in line
+                outcome = (f"queued:{lease.id}" if lease.status is LeaseStatus.QUEUED
+                           else f"granted:{lease.id}")
             except NoGpuFree:
                 outcome = "refused"
             except LeaseLimitReached:
@@ -184,14 +187,15 @@ def run(*, claims: int, gpus: int, rounds: int, log: Any = print) -> Section:
                 lat = [e for _, e, _ in results]
                 latencies[variant] += lat
                 p = {"answered": len(results), "granted": outcomes["granted"],
-                         "refused": outcomes["refused"],
-                         "other": len(results) - outcomes["granted"] - outcomes["refused"],
+                         "refused": outcomes["refused"], "queued": outcomes["queued"],
+                         "other": len(results) - outcomes["granted"] - outcomes["refused"]
+                         - outcomes["queued"],
                          "live": live, "dup_gpus": dup_gpus, "dup_ports": dup_ports, "wall": wall,
                          "slowest": max(lat) if lat else float("nan"),
                          "conflicts": counter.conflicts, "statements": counter.statements}
                 per_round[variant].append(p)
-                log(f"  round {r + 1}/{rounds} {variant}: granted {p['granted']}, refused "
-                    f"{p['refused']}, other {p['other']}, duplicates {dup_gpus}+{dup_ports}, "
+                log(f"  round {r + 1}/{rounds} {variant}: granted {p['granted']}, queued "
+                    f"{p['queued']}, refused {p['refused']}, other {p['other']}, duplicates {dup_gpus}+{dup_ports}, "
                     f"slowest {p['slowest']:.3f} s, {p['conflicts']} insert conflicts")
     where = ("a private PostgreSQL started for this figure (`initdb`, default settings, "
              f"`max_connections={server.max_connections}`), because the configured server "
@@ -204,7 +208,10 @@ def run(*, claims: int, gpus: int, rounds: int, log: Any = print) -> Section:
         "(pool of one connection, opened before the start so connecting is not timed), "
         "wait on a barrier, then all call `ClaimService.claim(24h)` at once (real "
         f"services, `FakeInventory({gpus})`). Latency: release of the barrier → the claim "
-        "returned or raised. Duplicates: GPUs and ports held by more than one live lease "
+        "returned or raised; a claim no GPU fits is *queued* (it waits in line, holding "
+        "nothing: the queue of issue 12.1; build_harness runs the queue pass a queued claim "
+        "kicks in the claiming thread, where `gpubot serve` runs it in the queue's worker "
+        "thread), *refused* only if it raises `NoGpuFree`. Duplicates: GPUs and ports held by more than one live lease "
         "in the database afterwards. *Insert conflicts*: allocation INSERTs refused by "
         "the unique key (SQLSTATE 23505, counted with SQLAlchemy's `handle_error`), i.e. "
         "grants that lost a race and chose again. Two variants per round: *cold* is the "
@@ -219,11 +226,11 @@ def run(*, claims: int, gpus: int, rounds: int, log: Any = print) -> Section:
     for variant, label in VARIANTS:
         for i, p in enumerate(per_round[variant]):
             rows.append([label, str(i + 1), str(p["answered"]), str(p["granted"]),
-                         str(p["refused"]), str(p["other"]), str(p["dup_gpus"]),
+                         str(p["queued"]), str(p["refused"]), str(p["other"]), str(p["dup_gpus"]),
                          str(p["dup_ports"]), str(p["conflicts"]),
                          f"{p['statements'] / max(1, p['answered']):.1f}", f"{p['slowest']:.3f}"])
     section.tables.append(Table("outcomes per round", [
-        "variant", "round", "answered", "granted", "refused", "other/errors",
+        "variant", "round", "answered", "granted", "queued", "refused", "other/errors",
         "duplicate GPUs", "duplicate ports", "insert conflicts", "statements per claim",
         "slowest s"], rows))
     section.tables.append(Table("answer time over all rounds (seconds)", ["", *SUMMARY_HEADER],
@@ -240,7 +247,8 @@ def run(*, claims: int, gpus: int, rounds: int, log: Any = print) -> Section:
         Target("duplicates", "0", str(dups), dups == 0),
         Target("every claim answered, one grant per GPU, no errors",
                f"{claims} answered, {min(gpus, claims)} granted, 0 errors",
-               "; ".join(f"{p['answered']}/{p['granted']}/{p['other']}" for p in rounds_all),
+               "; ".join(f"{p['answered']}/{p['granted']}/{p['other']}" for p in rounds_all)
+               + " (answered/granted/errors)",
                right),
         Target("slowest answer (warm engines)", f"< {SLOWEST_LIMIT_S:.0f} s",
                f"{slowest:.3f} s (median of answers "

@@ -34,6 +34,8 @@ class Section:
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # measured observations
     error: str | None = None
+    # raw figures other sections are built from (e.g. how each cost grows), not printed
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 def text_table(table: Table) -> str:
