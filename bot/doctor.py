@@ -10,20 +10,17 @@ reached only through ``bot.adapters.docker_checks`` / ``bot.adapters.slack_check
 from __future__ import annotations
 
 import errno
-import json
 import re
 import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
+from bot.doctor_output import doctor_main, render_table, results_json  # noqa: F401
+from bot.doctor_slack import _admin_channel, _slack
+from bot.doctor_types import CheckResult, DatabaseCheck
 from bot.domain.gpus import DriverInfo
 from bot.ports import GpuInventory
 from bot.settings import Settings
@@ -33,15 +30,6 @@ DEFAULT_MIN_FREE_BYTES = 20 * GIB
 _IMAGE_CUDA = (re.compile(r"cuda[-_]?(\d+)\.(\d+)", re.IGNORECASE), re.compile(r"(?:^|/)cuda:(\d+)\.(\d+)"))
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-
-DatabaseCheck = Callable[[], tuple[bool, str]]
 
 
 def run_checks(
@@ -289,32 +277,6 @@ def _database(check: DatabaseCheck | None) -> CheckResult:
     return CheckResult("Database", ok, detail, "" if ok else fix)
 
 
-def _slack(token: str | None, api_url: str) -> CheckResult:
-    if not token:
-        return CheckResult("Slack token", True, "skipped: SLACK_BOT_TOKEN is not set")
-    from bot.adapters import slack_checks
-
-    ok, detail = slack_checks.auth_test(token, api_url)
-    return CheckResult("Slack token", ok, detail, "" if ok else
-                       "set SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-...) and "
-                       "SLACK_API_URL to Slack's Web API")
-
-
-def _admin_channel(token: str | None, api_url: str, channel: str | None) -> CheckResult:
-    name = "Admin channel"
-    if not token:
-        return CheckResult(name, True, "skipped: SLACK_BOT_TOKEN is not set")
-    if not channel:  # approvals are clicked there: without it nobody can ever approve
-        return CheckResult(name, False, "GPUBOT_ADMIN_CHANNEL is not set: requests that need "
-                           "an admin (more than one GPU, or longer than GPUBOT_APPROVAL_ABOVE) "
-                           "can never be approved", "create a channel for the lab's admins, "
-                           "invite the app, and set GPUBOT_ADMIN_CHANNEL to its ID (C…)")
-    from bot.adapters import slack_checks
-
-    ok, detail, fix = slack_checks.admin_channel_probe(token, api_url, channel)
-    return CheckResult(name, ok, detail, fix)
-
-
 def _ports(address: str, port_range: tuple[int, int], expected: Collection[int]) -> CheckResult:
     name = "Port range"
     lo, hi = port_range
@@ -339,35 +301,3 @@ def _ports(address: str, port_range: tuple[int, int], expected: Collection[int])
                            f"by something else: {sample}", "stop what holds them (`ss -ltnp`) "
                            "or move GPUBOT_PORT_RANGE")
     return CheckResult(name, True, f"{lo}-{hi} on {address}: all {total} free")
-
-
-# ------------------------------------------------------------------- output
-def render_table(results: list[CheckResult]) -> Table:
-    """A rich table; texts are literal (an engine message like ``[[gpu]]`` is no markup)."""
-    table = Table(title="gpubot doctor")
-    table.add_column("")
-    for header in ("check", "detail", "fix"):
-        table.add_column(header, overflow="fold")
-    for r in results:
-        mark = Text("ok", style="green") if r.ok else Text("FAIL", style="bold red")
-        table.add_row(mark, Text(r.name), Text(r.detail), Text(r.fix))
-    return table
-
-
-def results_json(results: list[CheckResult]) -> str:
-    return json.dumps({"ok": all(r.ok for r in results),
-                       "checks": [asdict(r) for r in results]}, indent=2)
-
-
-def doctor_main(results: list[CheckResult], as_json: bool, console: Console | None = None) -> int:
-    """Print the results (a table, or JSON) and return the exit code: 0 only when every
-    check passed."""
-    out = console or Console()
-    if as_json:
-        out.file.write(results_json(results) + "\n")
-    else:
-        out.print(render_table(results))
-        failed = sum(not r.ok for r in results)
-        out.print("[green]all checks passed[/]" if not failed else
-                  f"[bold red]{failed} check(s) failed[/]")
-    return 0 if all(r.ok for r in results) else 1
