@@ -42,7 +42,8 @@ def run_checks(
     min_free_bytes: int = DEFAULT_MIN_FREE_BYTES, expected_busy_ports: Collection[int] = (),
     block_host_access: bool = True, rootfs_size: str = "",
     proxy: Any = None, domain: str | None = None, proxy_root_file: Path | None = None,
-    environments: Sequence[Any] = (),
+    environments: Sequence[Any] = (), metrics_address: str | None = None,
+    slurm: dict[str, Any] | None = None,
 ) -> list[CheckResult]:
     """All checks, in a fixed order. Never raises: a crashing check is a failed one."""
     def guard(name: str, check: Callable[[], CheckResult]) -> CheckResult:
@@ -89,6 +90,14 @@ def run_checks(
     if environments:
         results.append(guard(acc.ENVS, lambda: acc.environments(fake_gpus, environments,
                                                                 driver, client)))
+    from bot import doctor_ops as ops  # the engine's controller, /metrics (issue 14, 15)
+
+    results.append(guard(ops.METRICS, lambda: ops.metrics_address(metrics_address)))
+    if slurm is not None:
+        try:
+            results += ops.slurm(**slurm)
+        except Exception as exc:  # noqa: BLE001 - reported like any failed check
+            results.append(CheckResult("Slurm", False, f"the check itself failed: {exc}"))
     return results
 
 
@@ -110,6 +119,12 @@ def run_checks_for_settings(settings: Any, **overrides: Any) -> list[CheckResult
                       proxy_root_file=caddy_root_file(settings),
                       environments=settings.environments)
     inputs["admin_channel"] = getattr(settings, "admin_channel", None)
+    inputs["metrics_address"] = getattr(settings, "metrics_address", None)
+    if getattr(settings, "engine", "docker") == "slurm":
+        inputs["slurm"] = {"url": settings.slurm_url, "token_file": settings.slurm_token_file,
+                           "user": settings.slurm_user, "partition": settings.slurm_partition,
+                           "time_limit": settings.max_lease + settings.slurm_grace,
+                           "gpu_type": settings.slurm_gpu_type}
     return run_checks(**{**inputs, **overrides})
 
 

@@ -1,0 +1,34 @@
+"""Doctor: the metrics address must be bindable, and with GPUBOT_ENGINE=slurm the Slurm
+controller is checked (an unreachable slurmrestd fails the check, never crashes it)."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+from pathlib import Path
+
+from bot import doctor_ops
+
+
+def test_a_taken_metrics_address_fails_and_a_free_one_passes() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        taken = doctor_ops.metrics_address(f"127.0.0.1:{port}")
+    assert not taken.ok and "cannot be bound" in taken.detail and "GPUBOT_METRICS_ADDRESS" in taken.fix
+    assert doctor_ops.metrics_address(f"127.0.0.1:{port}").ok  # free again
+    assert doctor_ops.metrics_address(None).detail.startswith("skipped")
+
+
+def test_an_unreachable_slurmrestd_is_a_failed_check(tmp_path: Path) -> None:
+    token = tmp_path / "slurm.jwt"
+    token.write_text("not-a-real-token\n")
+    token.chmod(0o600)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    [check] = doctor_ops.slurm(url=f"http://127.0.0.1:{port}", token_file=token, user="gpubot",
+                               partition="gpu", time_limit=timedelta(days=7), gpu_type="")
+    assert check.name == "Slurm slurmrestd" and not check.ok
+    assert "GPUBOT_SLURM_URL" in check.fix
