@@ -27,8 +27,8 @@ from docker.models.containers import Container
 
 from bot.adapters import docker_firewall, docker_network, docker_ssh
 from bot.adapters.docker_create import (
-    container_user,
     DockerRuntimeConfig,
+    container_user,
     create_args,
     secrets_archive,
 )
@@ -50,8 +50,7 @@ from bot.adapters.docker_state import (
 )
 from bot.adapters.docker_workspace import (
     prepare_workspace,
-    validate_gpu_uuids,
-    validate_user_id,
+    validate_spec,
     workspace_usage,
 )
 from bot.crashpoints import crashpoint
@@ -150,12 +149,7 @@ class DockerRuntime:
         return ContainerHandle(lease_id=spec.lease_id, container_id=container.id, name=name)
 
     def _validate(self, spec: ContainerSpec) -> None:
-        validate_user_id(spec.user_id)
-        validate_gpu_uuids(spec.gpu_uuids)
-        if not 1 <= spec.port <= 65535:
-            raise ContainerStartError(f"Port {spec.port} is not a TCP port.")
-        if not spec.password_hash:
-            raise ContainerStartError("Refusing to start Jupyter without a password hash.")
+        validate_spec(spec)
         docker_ssh.validate(spec)
 
     def _guard_host(self) -> None:

@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 from bot.domain.errors import ContainerStartError
+from bot.ports import ContainerSpec
 
 WORKSPACE_UID = 1000  # the image's own user; leases run as their person's uid
 WORKSPACE_MODE = 0o700
@@ -38,6 +39,17 @@ def validate_gpu_uuids(gpu_uuids: tuple[str, ...]) -> tuple[str, ...]:
                 f"Refusing to start a container for GPU id {uuid!r}: not a GPU UUID."
             )
     return gpu_uuids
+
+
+def validate_spec(spec: ContainerSpec) -> None:
+    """What every engine refuses before it starts anything: ids that could escape a path
+    or a label, a port that is none, Jupyter without a password."""
+    validate_user_id(spec.user_id)
+    validate_gpu_uuids(spec.gpu_uuids)
+    if not 1 <= spec.port <= 65535:
+        raise ContainerStartError(f"Port {spec.port} is not a TCP port.")
+    if not spec.password_hash:
+        raise ContainerStartError("Refusing to start Jupyter without a password hash.")
 
 
 def prepare_workspace(root: Path, user_id: str, uid: int = WORKSPACE_UID) -> Path:

@@ -29,8 +29,7 @@ from typing import Any
 
 from bot.adapters.docker_workspace import (
     prepare_workspace,
-    validate_gpu_uuids,
-    validate_user_id,
+    validate_spec,
     workspace_usage,
 )
 from bot.adapters.slurm_events import watch
@@ -46,14 +45,27 @@ from bot.adapters.slurm_script import (
     read_placement,
 )
 from bot.adapters.slurm_state import (
-    LABEL_ENV, LABEL_GPUS, LABEL_HOST, LABEL_LEASE, LABEL_PORT, LABEL_USER,
-    is_alive, job_state, lease_of, state_of,
+    LABEL_ENV,
+    LABEL_GPUS,
+    LABEL_HOST,
+    LABEL_LEASE,
+    LABEL_PORT,
+    LABEL_USER,
+    is_alive,
+    job_state,
+    lease_of,
+    state_of,
 )
 from bot.domain.errors import ContainerStartError, ImageMissing, PortInUse
 from bot.domain.lease import container_name
 from bot.ports import (
-    ContainerHandle, ContainerSpec, ContainerState, ContainerStatus, EventCallback,
-    ManagedContainer, ProgressCallback,
+    ContainerHandle,
+    ContainerSpec,
+    ContainerState,
+    ContainerStatus,
+    EventCallback,
+    ManagedContainer,
+    ProgressCallback,
 )
 
 log = logging.getLogger(__name__)
@@ -147,12 +159,7 @@ class SlurmRuntime:
             time.sleep(0.2)
 
     def _validate(self, spec: ContainerSpec) -> None:
-        validate_user_id(spec.user_id)
-        validate_gpu_uuids(spec.gpu_uuids)
-        if not 1 <= spec.port <= 65535:
-            raise ContainerStartError(f"Port {spec.port} is not a TCP port.")
-        if not spec.password_hash:
-            raise ContainerStartError("Refusing to start Jupyter without a password hash.")
+        validate_spec(spec)
         if spec.ssh_port is not None:
             raise ContainerStartError("SSH access is not offered on the Slurm engine yet.")
 
