@@ -17,7 +17,7 @@ from typing import Any
 from bench._figure import run_isolated
 from bench.result import Section, Target, text_table
 
-NAMES = ("claim", "ack", "concurrency", "ticks", "memory", "queue", "idle")
+NAMES = ("claim", "ack", "concurrency", "ticks", "memory", "queue", "idle", "access")
 SERVED = {"claim", "ack", "memory"}  # one `gpubot serve` with 16 synthetic GPUs
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -324,6 +324,13 @@ def main(argv: list[str] | None = None) -> int:
         _log("\n== ticks")
         sections.append(_measured("ticks", lambda: run_isolated(
             "ticks", reps=sizes.tick_reps, small_reps=sizes.tick_small_reps)))
+    if "access" in selected:
+        from bench import access
+
+        _log("\n== access")
+        sections.append(_measured("access", lambda: access.run(
+            status_reps=10 if args.quick else 50, downloads=1 if args.quick else 3,
+            logins=3 if args.quick else 10, log=_log)))
     if "idle" in selected:
         _log("\n== idle")
         sections.append(_measured("idle", lambda: run_isolated(
