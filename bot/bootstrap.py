@@ -23,6 +23,7 @@ from bot.bootstrap_access import (
 )
 from bot.bootstrap_settings import (  # noqa: F401 (re-exported: the CLI and tests use them)
     StartupError,
+    engine_unreachable,
     key_file_path,
     make_config,
     make_inventory,
@@ -200,9 +201,7 @@ def build_slack(settings: Settings) -> SlackBot:
     try:
         runtime = make_runtime(settings)
     except Exception as exc:  # noqa: BLE001 - docker.errors.DockerException and friends
-        raise StartupError(f"Cannot reach Docker: {str(exc).splitlines()[0]}. Is dockerd "
-                           f"running and may this user use it? `gpubot doctor` checks.") \
-            from None
+        raise engine_unreachable(exc) from None
 
     proxy = serving_proxy(settings)
     metrics = make_metrics(settings)

@@ -22,6 +22,13 @@ class StartupError(Exception):
     """The bot cannot start; ``str()`` says why and what to do, in one line."""
 
 
+def engine_unreachable(exc: Exception) -> StartupError:
+    """The one line `serve` and the console say when the engine cannot be reached."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return StartupError(f"Cannot reach Docker: {reason}. Is dockerd running and may this "
+                        f"user use it? `gpubot doctor` checks.")
+
+
 # ------------------------------------------------------------ from settings
 def key_file_path(settings: Settings) -> Path:
     """Explicit GPUBOT_KEY_FILE, else next to the SQLite database file. With any other

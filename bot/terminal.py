@@ -26,7 +26,13 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from bot import logs
-from bot.bootstrap import StartupError, build_console, make_inventory, make_runtime
+from bot.bootstrap import (
+    StartupError,
+    build_console,
+    engine_unreachable,
+    make_inventory,
+    make_runtime,
+)
 from bot.db import migrate
 from bot.domain.errors import GpuBackendUnavailable
 from bot.ports import ContainerRuntime, GpuInventory
@@ -138,8 +144,7 @@ def _runtime(settings: Settings, embedded: bool, notes: list[str]) -> ContainerR
     except Exception as exc:  # noqa: BLE001 - docker.errors.DockerException and friends
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not embedded:
-            raise StartupError(f"Cannot reach Docker: {reason}. Is dockerd running and may "
-                               f"this user use it? `gpubot doctor` checks.") from None
+            raise engine_unreachable(exc) from None
     from bot.adapters.no_engine import HOW_TO_GET_ONE, NoEngine
 
     notes.append(f"No Docker engine reachable ({reason}). To get one: {HOW_TO_GET_ONE}. "
