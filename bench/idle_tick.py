@@ -26,14 +26,11 @@ its own pass after a reclaim).
 
 from __future__ import annotations
 
-import gc
-import tempfile
 import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
@@ -257,10 +254,7 @@ def run(*, reps: int, small_reps: int, log: Any = print) -> Section:
 
     results: dict[str, dict[Case, dict[tuple[str, int], list[tuple]]]] = {}
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gpubot-bench-")))
-        server = pg.describe(pg.configured_url())
-        backends = {"sqlite": lambda n: f"sqlite:///{tmp}/{n}.db",
-                    "postgresql": lambda n: stack.enter_context(pg.database(server.url))}
+        server, backends = pg.backends(stack)
         for backend, make in backends.items():
             started = time.monotonic()
             results[backend] = {}

@@ -11,8 +11,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -113,3 +113,13 @@ def server_for(connections: int) -> Iterator[Server]:
                        check=False, capture_output=True)
         time.sleep(0.2)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def backends(stack: ExitStack) -> tuple[Server, dict[str, Callable[[str], str]]]:
+    """The configured PostgreSQL server and a URL maker per backend (``make(name)``): a
+    SQLite file in a temporary folder, or a fresh database on the server; both go when
+    ``stack`` closes. The tick benches measure each backend the same way."""
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="gpubot-bench-"))
+    server = describe(configured_url())
+    return server, {"sqlite": lambda name: f"sqlite:///{folder}/{name}.db",
+                    "postgresql": lambda name: stack.enter_context(database(server.url))}

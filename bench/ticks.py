@@ -9,13 +9,11 @@ not timed), so each repetition has exactly the same work."""
 from __future__ import annotations
 
 import gc
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam, delete, event, insert, text, update
@@ -196,10 +194,7 @@ def run(*, reps: int, small_reps: int, log: Any = print) -> Section:
     span = 3 * due
     results: dict[str, dict[str, dict[str, list[tuple]]]] = {}
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gpubot-bench-")))
-        server = pg.describe(pg.configured_url())
-        backends = {"sqlite": lambda n: f"sqlite:///{tmp}/{n}.db",
-                    "postgresql": lambda n: stack.enter_context(pg.database(server.url))}
+        server, backends = pg.backends(stack)
         for backend, make in backends.items():
             started = time.monotonic()
             results[backend] = {
