@@ -7,11 +7,14 @@ installed from Debian when missing and the tests run as root (``tests.support.to
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -141,7 +144,7 @@ def compose_config(tmp_path: Path, env_lines: list[str], compose_text: str | Non
                    ) -> subprocess.CompletedProcess[str]:
     """``docker compose config`` on a copy of deploy/ next to a ``.env`` made from
     .env.example, run as docs/install.md says (from the repository root)."""
-    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy").mkdir(parents=True)
     (tmp_path / "deploy" / "compose.yaml").write_text(compose_text or COMPOSE.read_text())
     shutil.copy(DOCKERFILE, tmp_path / "deploy" / "Dockerfile")
     env = tmp_path / ".env"
@@ -174,6 +177,82 @@ def test_docker_compose_config_accepts_the_compose_file(tmp_path: Path) -> None:
     assert set(bot["cap_add"]) == {"CHOWN", "FOWNER", "NET_ADMIN"}  # NET_ADMIN: firewall
     assert bot["build"]["dockerfile"] == "deploy/Dockerfile"
     assert Path(bot["build"]["context"]) == tmp_path
+
+
+PROXY_ENV = ["SLACK_BOT_TOKEN=xoxb-test", "SLACK_APP_TOKEN=xapp-test", "GPUBOT_PROXY=caddy",
+             "GPUBOT_PUBLIC_DOMAIN=gpu.lab.example",
+             # what .env says here must not move the bot off the caddy service's admin API
+             "GPUBOT_PROXY_ADMIN_URL=http://10.0.0.5:2019"]
+
+
+def _loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def admin_exposure(caddy: dict[str, Any]) -> list[str]:
+    """Ways the caddy service's admin API (whoever reaches it controls Caddy) would be
+    reachable from off the host: an address other than loopback, or a published port."""
+    admin = str((caddy.get("environment") or {}).get("CADDY_ADMIN", "localhost:2019"))
+    host, _, port = admin.rpartition(":")
+    problems = [] if _loopback(host) else [f"CADDY_ADMIN={admin} is not a loopback address"]
+    for published in caddy.get("ports") or []:
+        if isinstance(published, dict):
+            target, host_ip = str(published.get("target")), str(published.get("host_ip") or "")
+        else:  # "[host_ip:]published:target[/protocol]"
+            parts = str(published).split("/")[0].split(":")
+            target, host_ip = parts[-1], (parts[0] if len(parts) == 3 else "")
+        if target == port and not _loopback(host_ip):
+            problems.append(f"port {published} publishes the admin API")
+    return problems
+
+
+def test_compose_runs_caddy_for_the_proxy_with_its_admin_api_on_loopback(tmp_path: Path) -> None:
+    done = compose_config(tmp_path, PROXY_ENV)
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    bot, caddy = services["gpubot"], services["caddy"]
+    assert caddy["image"].split(":")[0] == "caddy"  # the official image, Caddy 2
+    assert caddy["command"] == ["caddy", "run", "--resume"]  # the autosaved config back
+    # The host's network, like the bot's: it serves GPUBOT_PROXY_LISTEN on the host and
+    # reaches the leases' Jupyter on the host's 127.0.0.1:<port> (published there only).
+    assert caddy["network_mode"] == "host" and bot["network_mode"] == "host"
+    assert not admin_exposure(caddy), admin_exposure(caddy)
+    # The bot talks to that admin API, whatever .env says, and waits for it (else it would
+    # start a Caddy of its own inside its container).
+    admin = urlsplit(bot["environment"]["GPUBOT_PROXY_ADMIN_URL"]).netloc
+    assert admin == caddy["environment"]["CADDY_ADMIN"]
+    assert bot["environment"]["GPUBOT_PROXY"] == "caddy"
+    assert bot["depends_on"]["caddy"]["condition"] == "service_healthy"
+    assert "127.0.0.1:2019" in " ".join(caddy["healthcheck"]["test"])
+    # The CA, certificates and autosaved config survive a new container.
+    targets = {v["target"] if isinstance(v, dict) else v.split(":")[1] for v in caddy["volumes"]}
+    assert {"/data", "/config"} <= targets, caddy["volumes"]
+    assert caddy["cap_drop"] == ["ALL"] and caddy["cap_add"] == ["NET_BIND_SERVICE"]
+    assert caddy["read_only"] is True and "no-new-privileges:true" in caddy["security_opt"]
+
+
+def test_the_admin_api_check_has_teeth(tmp_path: Path) -> None:
+    """An admin API on every interface, or published from a bridged container, is caught."""
+    text = COMPOSE.read_text()
+    assert "CADDY_ADMIN: 127.0.0.1:2019" in text and "    network_mode: host\n" in text
+    everywhere = text.replace("CADDY_ADMIN: 127.0.0.1:2019", "CADDY_ADMIN: 0.0.0.0:2019")
+    done = compose_config(tmp_path / "a", PROXY_ENV, everywhere)
+    assert done.returncode == 0, done.stderr
+    assert admin_exposure(yaml.safe_load(done.stdout)["services"]["caddy"])
+    head, _, tail = text.partition("  caddy:\n")  # the caddy service bridged, 2019 published
+    bridged = head + "  caddy:\n" + tail.replace(
+        "    network_mode: host\n", '    ports: ["2019:2019", "443:443"]\n', 1)
+    done = compose_config(tmp_path / "b", PROXY_ENV, bridged.replace(
+        "CADDY_ADMIN: 127.0.0.1:2019", "CADDY_ADMIN: :2019"))
+    assert done.returncode == 0, done.stderr
+    problems = admin_exposure(yaml.safe_load(done.stdout)["services"]["caddy"])
+    assert any("2019" in p and "publishes" in p for p in problems), problems
 
 
 def test_docker_compose_config_would_catch_a_broken_file(tmp_path: Path) -> None:
