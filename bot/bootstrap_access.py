@@ -75,7 +75,7 @@ def start_proxy(settings: Settings, proxy: CaddyProxy) -> None:
 
     if not admin_answers(settings.proxy_admin_url):
         host = urlsplit(settings.proxy_admin_url).hostname or ""
-        if not _loopback(host):
+        if not is_loopback_host(host):
             raise ProxyStartupError(f"Caddy's admin API at GPUBOT_PROXY_ADMIN_URL="
                                     f"{settings.proxy_admin_url} does not answer; start Caddy "
                                     f"there (deploy/systemd/gpubot-caddy.service)")
@@ -93,7 +93,9 @@ def start_proxy(settings: Settings, proxy: CaddyProxy) -> None:
         raise ProxyStartupError(str(exc)) from None
 
 
-def _loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address (an IPv6 one with or without its brackets)."""
+    host = host.strip("[]")
     if host == "localhost":
         return True
     try:

@@ -7,7 +7,6 @@ installed from Debian when missing and the tests run as root (``tests.support.to
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from bot.bootstrap_access import is_loopback_host
 from tests.ops.slack_usage import ROOT
 from tests.support.tools import compose_command, tool
 
@@ -185,29 +185,19 @@ PROXY_ENV = ["SLACK_BOT_TOKEN=xoxb-test", "SLACK_APP_TOKEN=xapp-test", "GPUBOT_P
              "GPUBOT_PROXY_ADMIN_URL=http://10.0.0.5:2019"]
 
 
-def _loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def admin_exposure(caddy: dict[str, Any]) -> list[str]:
     """Ways the caddy service's admin API (whoever reaches it controls Caddy) would be
     reachable from off the host: an address other than loopback, or a published port."""
     admin = str((caddy.get("environment") or {}).get("CADDY_ADMIN", "localhost:2019"))
     host, _, port = admin.rpartition(":")
-    problems = [] if _loopback(host) else [f"CADDY_ADMIN={admin} is not a loopback address"]
+    problems = [] if is_loopback_host(host) else [f"CADDY_ADMIN={admin} is not loopback"]
     for published in caddy.get("ports") or []:
         if isinstance(published, dict):
             target, host_ip = str(published.get("target")), str(published.get("host_ip") or "")
         else:  # "[host_ip:]published:target[/protocol]"
             parts = str(published).split("/")[0].split(":")
             target, host_ip = parts[-1], (parts[0] if len(parts) == 3 else "")
-        if target == port and not _loopback(host_ip):
+        if target == port and not is_loopback_host(host_ip):
             problems.append(f"port {published} publishes the admin API")
     return problems
 
