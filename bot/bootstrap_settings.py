@@ -5,6 +5,7 @@ inventory and the engine (Docker, or Slurm)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
@@ -16,6 +17,9 @@ from bot.ports import ContainerRuntime, GpuInventory
 from bot.security import SecretKeyError, Vault, load_or_create_key_file
 from bot.services.resources import LeaseConfig
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.adapters.slurm_rest import SlurmRest
 
 
 class StartupError(Exception):
@@ -83,6 +87,11 @@ def make_config(settings: Settings) -> LeaseConfig:
 
 
 def make_inventory(settings: Settings) -> GpuInventory:
+    if settings.engine == "slurm":  # the partition's GPUs, whatever this host has
+        from bot.adapters.slurm_inventory import SlurmInventory
+
+        return SlurmInventory(_slurm_rest(settings), partition=settings.slurm_partition,
+                              host=settings.host_name)
     if settings.fake_gpus:
         from bot.adapters.fake_gpus import SyntheticInventory
 
@@ -120,4 +129,11 @@ def _slurm_runtime(settings: Settings) -> ContainerRuntime:
         state_root=settings.slurm_state_root, host=settings.host_name,
         gpu_type=settings.slurm_gpu_type, cpus=max(1, int(settings.cpus)),
         memory_mb=parse_size(settings.mem_limit) // 2**20,
-        time_limit=settings.max_lease + settings.slurm_grace))
+        time_limit=settings.max_lease, grace=settings.slurm_grace), rest=_slurm_rest(settings))
+
+
+def _slurm_rest(settings: Settings) -> SlurmRest:
+    from bot.adapters.slurm_rest import SlurmRest
+
+    return SlurmRest(settings.slurm_url, token_file=settings.slurm_token_file,
+                     user=settings.slurm_user)

@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from bot.domain.containers import ContainerState, ContainerStatus  # noqa: F401 (re-exported)
+from bot.domain.containers import (  # noqa: F401 (re-exported)
+    ContainerState,
+    ContainerStatus,
+    EngineWait,
+)
 from bot.domain.gpus import DriverInfo, GpuInfo, GpuProcess  # noqa: F401 (re-exported)
 from bot.domain.idle import JupyterActivity
 from bot.domain.ssh import SshAccess
@@ -46,6 +50,8 @@ class ContainerSpec:
     uid: int = 1000  # this person's own host uid (and gid): the container and workspace
     image: str | None = None  # the lease's environment's image; None: the runtime's own
     environment: str | None = None  # its name, labelled gpubot.env
+    time_limit: timedelta | None = None  # the lease's duration; an engine with a kill of
+    #                                      its own (Slurm's) sets it to this plus a grace
     # SSH (GPUBOT_SSH, bot/services/keys.py): sshd runs when ssh_port is set
     ssh_port: int | None = None  # host port published for the container's sshd
     ssh_host_key: str = field(default="", repr=False)  # OpenSSH private key file text
@@ -87,9 +93,10 @@ class ContainerRuntime(Protocol):
         Idempotent: a running container for the same lease is returned as is."""
         ...
 
-    def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> None:
+    def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> str | None:
         """Block until Jupyter answers on ``port``; raise ContainerStartError if the
-        container dies or the timeout passes."""
+        container dies or the timeout passes. Returns the address it answered on when
+        that is not this host (the cluster node a Slurm job runs on), else None."""
         ...
 
     def stop(self, lease_id: int) -> None:
@@ -108,6 +115,17 @@ class ContainerRuntime(Protocol):
     def watch_events(self, *, on_event: EventCallback, stop: threading.Event) -> None:
         """Block until ``stop`` is set, calling ``on_event(lease_id, state)`` whenever one
         of our containers dies (exit, OOM kill), so users hear of it within seconds."""
+        ...
+
+    def waiting(self) -> dict[int, EngineWait]:
+        """Leases whose start waits in the engine's own queue (Slurm's pending jobs), with
+        its reason, place and expected start. Docker has no queue: always empty."""
+        ...
+
+    def set_end(self, lease_id: int, ends_at: datetime) -> None:
+        """The lease now ends at ``ends_at`` (it was extended). An engine that kills on a
+        time limit of its own (Slurm) moves it to ``ends_at`` plus its grace; gpubot's
+        expiry stays first. Docker has no such limit: nothing to do."""
         ...
 
     def set_authorized_keys(self, lease_id: int, text: str) -> None:

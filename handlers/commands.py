@@ -70,7 +70,7 @@ def handle(bot: UseCases, command: dict[str, Any], respond: Any) -> None:
     elif cmd.verb == "envs":
         say(env_blocks.environments_message(bot.environments()))
     elif cmd.verb == "queue":
-        say(contention_blocks.queue_message(bot.queue.line(), now))
+        say(contention_blocks.queue_message(bot.queue.line(), now, bot.queue.engine_line()))
     elif cmd.verb == "leave":
         lease = bot.queue.leave(user_id=user, lease_id=cmd.lease_id)
         say((contention_blocks.left_queue_text(lease), []))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from bot.domain.containers import EngineWait
 from bot.domain.durations import format_duration
 from bot.domain.lease import Lease
 from handlers.blocks import LEAVE, STILL_USING, Blocks, button, context, receipt, section, when
@@ -28,9 +29,12 @@ def queued_message(lease: Lease, place: int | None, *, why: str = "") -> tuple[s
                   context("`/gpu queue` shows the line; `/gpu leave` withdraws.")]
 
 
-def queue_message(line: Sequence[Lease], now: datetime) -> tuple[str, Blocks]:
+def queue_message(line: Sequence[Lease], now: datetime,
+                  engine: Sequence[tuple[Lease, EngineWait]] = ()) -> tuple[str, Blocks]:
+    cluster = _engine_section(engine)
     if not line:
-        return "Nobody is waiting for a GPU.", [section("Nobody is waiting for a GPU.")]
+        text = "Nobody is waiting for a GPU."
+        return text, [section(text), *cluster]
     rows = [f"*#{n}* <@{lease.user_id}>: {asked_for(lease)} for "
             f"{format_duration(lease.duration)}, waiting since {when(lease.queued_at)} "
             f"({format_duration(now - (lease.queued_at or now))})"
@@ -38,7 +42,20 @@ def queue_message(line: Sequence[Lease], now: datetime) -> tuple[str, Blocks]:
     text = f"{len(line)} waiting for a GPU"
     return text, [section(f"*{text}*"), section("\n".join(rows)[:3000]),
                   context("Someone holding no GPU goes ahead of those who hold one; a large "
-                          "request that waited an hour reserves a server.")]
+                          "request that waited an hour reserves a server."), *cluster]
+
+
+def _engine_section(engine: Sequence[tuple[Lease, EngineWait]]) -> Blocks:
+    """Granted leases whose job waits in the cluster scheduler's queue (Slurm)."""
+    if not engine:
+        return []
+    rows = []
+    for lease, wait in engine:
+        place = f"#{wait.place} of {wait.of} in the cluster's queue" if wait.place else \
+            "in the cluster's queue"
+        start = f", expected to start {when(wait.expected_start)}" if wait.expected_start else ""
+        rows.append(f"<@{lease.user_id}> lease {lease.id}: {place} ({wait.reason}){start}")
+    return [section("*Starting, waiting for the cluster*\n" + "\n".join(rows)[:2900])]
 
 
 def left_queue_text(lease: Lease) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import docker
@@ -61,6 +61,7 @@ from bot.ports import (
     ContainerSpec,
     ContainerState,
     ContainerStatus,
+    EngineWait,
     EventCallback,
     ManagedContainer,
     ProgressCallback,
@@ -169,8 +170,8 @@ class DockerRuntime:
 
     # ------------------------------------------------------------- wait_ready
     def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> None:
-        """Poll Jupyter's /login until it answers 200. Does not remove the container on
-        failure: the caller decides (normally ``stop``)."""
+        """Poll Jupyter's /login until it answers 200 (on this host: returns None). Does
+        not remove the container on failure: the caller decides (normally ``stop``)."""
         deadline = time.monotonic() + timeout.total_seconds()
         url = login_url(self._config.bind_address, port)
         last = "no answer yet"
@@ -233,6 +234,12 @@ class DockerRuntime:
         except DockerException as exc:
             log.warning("could not prune lease networks: %s", explain(exc))
         return found
+
+    def waiting(self) -> dict[int, EngineWait]:
+        return {}  # Docker starts a container at once or refuses: it has no queue
+
+    def set_end(self, lease_id: int, ends_at: datetime) -> None:
+        """Nothing: a container has no time limit of its own; gpubot's expiry stops it."""
 
     def set_authorized_keys(self, lease_id: int, text: str) -> None:
         """Keys changed during the lease: sshd reads the file at each login."""

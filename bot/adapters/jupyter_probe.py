@@ -38,7 +38,7 @@ class HttpJupyterProbe:
     def activity(self, lease: Lease, password: str) -> JupyterActivity | None:
         if not lease.port or lease.id is None:
             return None
-        base = f"http://{self.host}:{lease.port}"
+        base = f"http://{lease.address or self.host}:{lease.port}"
         try:
             opener = self._session(lease.id, base, password)
             kernels = self._get(opener, f"{base}/api/kernels?no_track_activity=1")

@@ -6,17 +6,19 @@ GPU is freed again and nothing is left half-started."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.domain.errors import ContainerStartError
 from bot.ports import (
     ContainerHandle,
     ContainerSpec,
     ContainerState,
+    EngineWait,
     EventCallback,
     ManagedContainer,
     ProgressCallback,
 )
+
 
 class EngineUnavailable(RuntimeError):
     """Asked about containers with no engine to ask."""
@@ -47,6 +49,12 @@ class NoEngine:
 
     def poll(self, lease_id: int) -> ContainerState:
         raise EngineUnavailable(self.reason)  # unknown is not dead: keep active leases
+
+    def waiting(self) -> dict[int, EngineWait]:
+        return {}
+
+    def set_end(self, lease_id: int, ends_at: datetime) -> None:
+        return None  # no container of ours runs here, so none has a limit to move
 
     def set_authorized_keys(self, lease_id: int, text: str) -> None:
         raise EngineUnavailable(self.reason)  # no lease of ours runs: nothing to update

@@ -15,15 +15,11 @@ job or a finished one that ``stop`` cleared counts as GONE.
 from __future__ import annotations
 
 import logging
-import os
-import pwd
-import shutil
 import threading
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +30,15 @@ from bot.adapters.docker_workspace import (
 )
 from bot.adapters.slurm_events import watch
 from bot.adapters.slurm_rest import SlurmRest
+from bot.adapters.slurm_runs import RunFolders, http_status, job_user, write_private
 from bot.adapters.slurm_script import (
     HASH_FILE,
-    OUTPUT_FILE,
     JobRequest,
     Placement,
     job_description,
     job_script,
+    minutes,
+    one_node,
     read_labels,
     read_placement,
 )
@@ -54,6 +52,7 @@ from bot.adapters.slurm_state import (
     is_alive,
     job_state,
     lease_of,
+    pending_waits,
     state_of,
 )
 from bot.domain.errors import ContainerStartError, ImageMissing, PortInUse
@@ -63,13 +62,13 @@ from bot.ports import (
     ContainerSpec,
     ContainerState,
     ContainerStatus,
+    EngineWait,
     EventCallback,
     ManagedContainer,
     ProgressCallback,
 )
 
 log = logging.getLogger(__name__)
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,8 @@ class SlurmRuntimeConfig:
     gpu_type: str = ""  # GRES model ("a100"); empty: any GPU
     cpus: int = 4
     memory_mb: int = 16384
-    time_limit: timedelta = timedelta(days=7, hours=1)  # longest lease plus the grace
+    time_limit: timedelta = timedelta(days=7)  # a spec without a time limit: the longest lease
+    grace: timedelta = timedelta(hours=1)  # Slurm's kill comes this long after gpubot's expiry
     bind_address: str = "0.0.0.0"  # where Jupyter listens on the node
     stop_timeout: float = 30.0
     place_wait: float = 10.0  # how long start waits for Slurm to run the job
@@ -104,6 +104,7 @@ class SlurmRuntime:
         self._rest = rest or SlurmRest(config.url, token_file=config.token_file, user=config.user)
         self._stopped: set[int] = set()  # job ids this process cancelled (no death event)
         self._addresses: dict[str, str] = {}
+        self._runs = RunFolders(config.state_root)
 
     # ------------------------------------------------------------------ start
     def start(self, spec: ContainerSpec, *, on_progress: ProgressCallback | None = None) -> ContainerHandle:
@@ -120,24 +121,26 @@ class SlurmRuntime:
             raise ImageMissing(
                 f"The environment {image} is not unpacked on the cluster's shared storage.",
                 detail=f"{env}/venv/bin/jupyter is missing (tests/infra/slurm/export_env.sh)")
-        uid, gid = self._job_user()
+        uid, gid = job_user(self._config.user)
         workspace = prepare_workspace(self._config.workspace_root, spec.user_id, uid)
-        run = self._fresh_run_dir(spec.lease_id, uid, gid)
-        _write_private(run / HASH_FILE, spec.password_hash + "\n", uid, gid)
+        run = self._runs.fresh(spec.lease_id, uid, gid)
+        write_private(run / HASH_FILE, spec.password_hash + "\n", uid, gid)
         labels = {LABEL_LEASE: str(spec.lease_id), LABEL_USER: spec.user_id,
                   LABEL_GPUS: ",".join(spec.gpu_uuids), LABEL_HOST: self._config.host,
                   LABEL_PORT: str(spec.port), LABEL_ENV: spec.environment or ""}
         req = JobRequest(lease_id=spec.lease_id, port=spec.port, gpus=max(1, len(spec.gpu_uuids)),
-                         labels=labels, run_dir=run, env_dir=env, workspace=workspace)
+                         labels=labels, run_dir=run, env_dir=env, workspace=workspace,
+                         node=one_node(spec.gpu_uuids))
+        limit = (spec.time_limit or self._config.time_limit) + self._config.grace
         report("Submitting the Jupyter job to Slurm")
         try:
             job_id = self._rest.submit(
                 job_script(req, bind_address=self._config.bind_address),
                 job_description(req, partition=self._config.partition, gpu_type=self._config.gpu_type,
                                 cpus=self._config.cpus, memory_mb=self._config.memory_mb,
-                                time_limit_minutes=int(self._config.time_limit.total_seconds() // 60)))
+                                time_limit_minutes=minutes(limit)))
         except ContainerStartError:
-            shutil.rmtree(run, ignore_errors=True)
+            self._runs.remove(spec.lease_id)
             raise
         self._await_placement(job_id, report)
         return ContainerHandle(lease_id=spec.lease_id, container_id=str(job_id),
@@ -176,10 +179,11 @@ class SlurmRuntime:
                     detail=f"job {job.get('job_id')} ({job.get('name')}) holds port {spec.port}")
 
     # ------------------------------------------------------------- wait_ready
-    def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> None:
-        """Wait (pending in Slurm's queue counts) until Jupyter answers on the job's node."""
+    def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> str:
+        """Wait (pending in Slurm's queue counts) until Jupyter answers on the job's node;
+        that node's address."""
         deadline = time.monotonic() + timeout.total_seconds()
-        job_id, last = int(handle.container_id), "not placed yet"
+        job_id, last = int(handle.container_id), "not placed yet"  # type: int, int | str
         while True:
             job = self._rest.job(job_id)
             state = state_of(job) if job is not None else ContainerState(ContainerStatus.GONE)
@@ -190,17 +194,17 @@ class SlurmRuntime:
             if state.status is ContainerStatus.EXITED:
                 why = state.error or f"exit code {state.exit_code}"
                 raise ContainerStartError(f"Jupyter stopped before it was ready ({why}).",
-                                          detail=self._log_tail(handle.lease_id))
+                                          detail=self._runs.log_tail(handle.lease_id))
             if state.status is ContainerStatus.RUNNING and job is not None:
-                url = f"http://{self._address(str(job.get('batch_host') or ''))}:{port}/login"
-                last = _http_status(url)
+                address = self._address(str(job.get('batch_host') or ''))
+                last = http_status(f"http://{address}:{port}/login")
                 if last == 200:
-                    return
+                    return address
             if time.monotonic() >= deadline:
                 raise ContainerStartError(
                     f"Jupyter did not answer within {timeout.total_seconds():.0f} s.",
                     detail=f"job {job_id} {job_state(job) if job else ''}: {last}\n"
-                           f"{self._log_tail(handle.lease_id)}")
+                           f"{self._runs.log_tail(handle.lease_id)}")
             time.sleep(self._config.ready_poll_interval)
 
     # ------------------------------------------------------- stop, poll, list
@@ -217,7 +221,7 @@ class SlurmRuntime:
             mine = [j for j in self._rest.jobs() if self._lease(j) == lease_id]
         if any(is_alive(j) for j in mine):
             raise ContainerStartError(f"Slurm has not ended the job of lease {lease_id} yet.")
-        shutil.rmtree(self._run_dir(lease_id), ignore_errors=True)
+        self._runs.remove(lease_id)
 
     def poll(self, lease_id: int) -> ContainerState:
         job = self._newest(self._rest.jobs(), lease_id)
@@ -243,7 +247,7 @@ class SlurmRuntime:
 
     def placement(self, lease_id: int) -> Placement | None:
         """Where the lease's job runs and on which GPUs, as the job reported it."""
-        found = read_placement(self._run_dir(lease_id))
+        found = read_placement(self._runs.path(lease_id))
         job = self._newest(self._rest.jobs(), lease_id)
         return found if job is not None and found and found.job_id == int(job["job_id"]) else None
 
@@ -254,12 +258,24 @@ class SlurmRuntime:
             return None
         return self._address(str(job["batch_host"]))
 
-    def extend(self, lease_id: int, time_limit: timedelta) -> None:
-        """Raise (or lower) the job's time limit: needs an operator token (slurmdbd)."""
+    def waiting(self) -> dict[int, EngineWait]:
+        return pending_waits(self._rest.jobs(), partition=self._config.partition, lease_of=self._lease)
+
+    def set_end(self, lease_id: int, ends_at: datetime) -> None:
+        """Move the job's time limit to ``ends_at`` plus the grace, counted from the job's
+        start as Slurm counts it. Raising a limit needs an operator account (slurmdbd)."""
         job = self._newest(self._rest.jobs(), lease_id)
         if job is None or not is_alive(job):
             raise ContainerStartError(f"Lease {lease_id} has no live Slurm job to extend.")
-        self._rest.update(int(job["job_id"]), {"time_limit": int(time_limit.total_seconds() // 60)})
+        started = datetime.fromtimestamp(int(job.get("start_time") or time.time()), UTC)
+        self.extend(lease_id, ends_at + self._config.grace - started, job=job)
+
+    def extend(self, lease_id: int, time_limit: timedelta, *, job: dict[str, Any] | None = None) -> None:
+        """Set the job's time limit (from its start): needs an operator token (slurmdbd)."""
+        job = job or self._newest(self._rest.jobs(), lease_id)
+        if job is None or not is_alive(job):
+            raise ContainerStartError(f"Lease {lease_id} has no live Slurm job to extend.")
+        self._rest.update(int(job["job_id"]), {"time_limit": minutes(time_limit)})
 
     def workspace_usage(self, user_id: str) -> int | None:
         return workspace_usage(self._config.workspace_root, user_id)
@@ -274,7 +290,7 @@ class SlurmRuntime:
               interval=self._config.event_poll_interval)
 
     # ---------------------------------------------------------------- helpers
-    def _lease(self, job: dict[str, Any]) -> int | None:
+    def _lease(self, job: Mapping[str, Any]) -> int | None:
         return lease_of(job, read_labels(job.get("comment")), self._config.host)
 
     def _newest(self, jobs: list[dict[str, Any]], lease_id: int) -> dict[str, Any] | None:
@@ -283,7 +299,7 @@ class SlurmRuntime:
 
     def _state(self, job: dict[str, Any]) -> ContainerState:
         state = state_of(job)
-        if state.status is ContainerStatus.EXITED and not self._run_dir(self._lease(job) or 0).exists():
+        if state.status is ContainerStatus.EXITED and not self._runs.path(self._lease(job) or 0).exists():
             return ContainerState(ContainerStatus.GONE)  # ended, and stop cleared it: removed
         return state
 
@@ -296,46 +312,3 @@ class SlurmRuntime:
             for n in self._rest.nodes():
                 self._addresses[str(n.get("name"))] = str(n.get("address") or n.get("name"))
         return self._addresses.get(node, node)
-
-    def _run_dir(self, lease_id: int) -> Path:
-        return self._config.state_root / "gpubot-run" / f"lease-{lease_id}"
-
-    def _fresh_run_dir(self, lease_id: int, uid: int, gid: int) -> Path:
-        run = self._run_dir(lease_id)
-        shutil.rmtree(run, ignore_errors=True)  # a previous job's files: never reused
-        run.mkdir(parents=True, mode=0o700)
-        if os.geteuid() == 0:
-            os.chown(run, uid, gid)
-        return run
-
-    def _job_user(self) -> tuple[int, int]:
-        try:
-            entry = pwd.getpwnam(self._config.user)
-            return entry.pw_uid, entry.pw_gid
-        except KeyError:  # the bot host need not know the account: it must then be it
-            return os.geteuid(), os.getegid()
-
-    def _log_tail(self, lease_id: int, lines: int = 20) -> str:
-        try:
-            text = (self._run_dir(lease_id) / OUTPUT_FILE).read_text(errors="replace")
-        except OSError as exc:
-            return f"(job output unavailable: {exc})"
-        return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def _write_private(path: Path, text: str, uid: int, gid: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    if os.geteuid() == 0:
-        os.chown(path, uid, gid)
-
-
-def _http_status(url: str) -> int | str:
-    try:
-        with _NO_PROXY.open(url, timeout=2.0) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError as exc:
-        return str(exc)

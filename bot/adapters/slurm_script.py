@@ -17,9 +17,11 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.adapters.slurm_state import slot_node
 from bot.domain.lease import container_name
 
 HASH_FILE = "password-hash"
@@ -81,6 +83,7 @@ class JobRequest:
     run_dir: Path
     env_dir: Path
     workspace: Path
+    node: str | None = None  # the node gpubot granted GPUs on; None: Slurm chooses
 
 
 def job_script(req: JobRequest, *, bind_address: str) -> str:
@@ -108,7 +111,19 @@ def job_description(req: JobRequest, *, partition: str, gpu_type: str, cpus: int
         "standard_output": str(req.run_dir / OUTPUT_FILE),
         "standard_error": str(req.run_dir / OUTPUT_FILE),
         "environment": {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+        **({"nodelist": req.node} if req.node else {}),  # v0.0.38 disables required_nodes
     }
+
+
+def minutes(limit: timedelta) -> int:
+    """Slurm's limits are whole minutes: round up, so the kill never comes early."""
+    return max(1, -int(-limit.total_seconds() // 60))
+
+
+def one_node(gpu_uuids: tuple[str, ...]) -> str | None:
+    """The node gpubot granted the lease's GPUs on (``slurm_inventory``), if it did."""
+    nodes = {slot_node(u) for u in gpu_uuids}
+    return nodes.pop() if len(nodes) == 1 else None
 
 
 def read_labels(comment: str | None) -> dict[str, str]:

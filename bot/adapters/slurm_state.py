@@ -12,10 +12,12 @@ The mapping, in the Docker adapter's terms (``docker_state.py``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from bot.ports import ContainerState, ContainerStatus
+from bot.ports import ContainerState, ContainerStatus, EngineWait
 
 # The same label names the Docker engine uses (DESIGN.md §4), kept in the job's comment;
 # not imported from docker_state, which imports the docker package.
@@ -83,6 +85,42 @@ def state_of(job: Mapping[str, Any]) -> ContainerState:
         reason = f"Slurm: {job.get('state_reason') or 'job failed'}"
     return ContainerState(status=ContainerStatus.EXITED, exit_code=code,
                           oom_killed=state == "OUT_OF_MEMORY", error=reason)
+
+
+# A GPU of a Slurm node, as gpubot leases it (bot/adapters/slurm_inventory.py).
+SLOT_PREFIX = "SLURM-"
+
+
+def slot_uuid(node: str, index: int) -> str:
+    return f"{SLOT_PREFIX}{node}/{index}"
+
+
+def slot_node(uuid: str) -> str | None:
+    """The node of a unit this inventory listed; None for any other id."""
+    if not uuid.startswith(SLOT_PREFIX) or "/" not in uuid:
+        return None
+    return uuid[len(SLOT_PREFIX):].rsplit("/", 1)[0] or None
+
+
+def pending_waits(jobs: Iterable[Mapping[str, Any]], *, partition: str,
+                  lease_of: Callable[[Mapping[str, Any]], int | None]) -> dict[int, EngineWait]:
+    """Our pending jobs, each with Slurm's reason, its place among every job pending in
+    the partition (by priority, then age: the order the scheduler tries them) and the
+    backfill scheduler's expected start, when it has made one."""
+    pending = sorted((j for j in jobs if job_state(j) == "PENDING" and j.get("partition") == partition),
+                     key=lambda j: (-int(j.get("priority") or 0), int(j.get("submit_time") or 0),
+                                    int(j.get("job_id") or 0)))
+    found = {}
+    for place, job in enumerate(pending, 1):
+        lease = lease_of(job)
+        if lease is None:
+            continue
+        start, reason = int(job.get("start_time") or 0), str(job.get("state_reason") or "")
+        found[lease] = EngineWait(
+            reason=reason if reason not in ("", "None") else "not scheduled yet",
+            place=place, of=len(pending),
+            expected_start=datetime.fromtimestamp(start, UTC) if start > time.time() else None)
+    return found
 
 
 def lease_of(job: Mapping[str, Any], labels: Mapping[str, str], host: str) -> int | None:

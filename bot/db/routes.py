@@ -14,10 +14,11 @@ class RouteRepo:
     def __init__(self, session: Session) -> None:
         self.s = session
 
-    def active_routes(self, *, host: str) -> dict[str, tuple[int, int]]:
-        """label -> (lease id, port) of this host's active leases that have a label."""
+    def active_routes(self, *, host: str) -> dict[str, tuple[int, int, str | None]]:
+        """label -> (lease id, port, address) of this host's active leases that have a
+        label (address: its node's, when it runs elsewhere)."""
         rows = self.s.execute(
-            select(leases.c.route_label, leases.c.id, leases.c.port).where(
+            select(leases.c.route_label, leases.c.id, leases.c.port, leases.c.address).where(
                 leases.c.status == LeaseStatus.ACTIVE, leases.c.host == host,
                 leases.c.route_label.is_not(None), leases.c.port.is_not(None)))
-        return {label: (lease_id, port) for label, lease_id, port in rows}
+        return {label: (lease_id, port, address) for label, lease_id, port, address in rows}

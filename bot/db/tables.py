@@ -83,6 +83,7 @@ leases = Table(
     Column("end_reason", String(40)),  # why it ended, for people and receipts
     Column("environment", String(64)),  # GPUBOT_ENVIRONMENTS name; None: the default
     Column("route_label", String(64)),  # its proxy host label (random, not the lease id)
+    Column("address", String(255)),  # its Jupyter's host when not this one (a Slurm node)
     Column("ssh_port", Integer),
     Column("host_key_fingerprint", String(128)),  # its sshd's, shown in the access DM
     Index("ix_leases_status_expires_at", "status", "expires_at"),

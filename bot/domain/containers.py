@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
 
@@ -38,6 +39,16 @@ class ContainerState:
                        oom_killed=bool(data.get("oom_killed")), error=data.get("error"))
         except (ValueError, KeyError, TypeError):
             return cls(ContainerStatus.GONE)
+
+
+@dataclass(frozen=True)
+class EngineWait:
+    """A lease whose start waits in the engine's own queue (a pending Slurm job)."""
+
+    reason: str  # the engine's word for why ("Resources", "Priority")
+    place: int | None = None  # 1-based, among the jobs pending in its partition
+    of: int | None = None
+    expected_start: datetime | None = None  # the engine's estimate, if it made one
 
 
 def what_happened(state: ContainerState) -> str:

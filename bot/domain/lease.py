@@ -123,6 +123,7 @@ class Lease:
     end_reason: str | None = None  # EndReason value: why it ended
     environment: str | None = None  # GPUBOT_ENVIRONMENTS name; None: the default
     route_label: str | None = None  # its proxy host label (random)
+    address: str | None = None  # where its Jupyter answers when not on this host (a node)
     ssh_port: int | None = None
     host_key_fingerprint: str | None = None
 

@@ -145,6 +145,7 @@ class ClaimService:
                                       password_hash=hash_jupyter_password(password),
                                       image=image_of(res.config, lease.environment),
                                       environment=lease.environment,
+                                      time_limit=lease.duration,
                                       **({"uid": uid} if uid is not None else {}),
                                       **ssh_fields(res, lease, password)),
                         on_progress=lambda text: res.notifier.progress(lease, text))
@@ -159,9 +160,9 @@ class ClaimService:
             if self._record(lease_id, container_id=handle.container_id) is None:
                 return self._abandon(lease_id)
             crashpoint("claim.after_start")
-            res.runtime.wait_ready(handle, port=lease.port or 0,
-                                   timeout=res.config.ready_timeout)
-            active = self._record(lease_id, active=True)
+            address = res.runtime.wait_ready(handle, port=lease.port or 0,
+                                             timeout=res.config.ready_timeout)
+            active = self._record(lease_id, active=True, address=address)
             if active is None:
                 return self._abandon(lease_id)
         except ContainerStartError as exc:
@@ -182,7 +183,7 @@ class ClaimService:
         return self._while_starting(lease_id, move)
 
     def _record(self, lease_id: int, *, container_id: str | None = None,
-                active: bool = False) -> Lease | None:
+                active: bool = False, address: str | None = None) -> Lease | None:
         """Write progress if the lease is still starting and return it; None if it was
         released (or otherwise ended) meanwhile. Becoming active owes the access DM."""
         def record(repo: LeaseRepo, lease: Lease, now: datetime) -> None:
@@ -190,6 +191,7 @@ class ClaimService:
                 lease.container_id = container_id
             if active:
                 lease.transition(LeaseStatus.ACTIVE, at=now)
+                lease.address = address  # the node it runs on (Slurm); None: this host
                 lease.started_at = now
                 lease.expires_at = now + lease.duration
                 repo.audit(at=now, actor=SYSTEM_ACTOR, action="active", lease_id=lease_id)

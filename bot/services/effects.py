@@ -43,7 +43,7 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
         if lease.password_token:
             password = res.vault.decrypt(lease.password_token)
             res.notifier.access_ready(lease, AccessInfo(
-                url=res.config.url(lease.port or 0, lease.route_label),
+                url=res.config.url(lease),
                 password=password, ssh=ssh_access(res, lease, password)))
 
     def claim_failed(effect: Effect) -> None:
@@ -70,6 +70,10 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
     def idle_reclaimed(effect: Effect) -> None:
         res.notifier.idle_reclaimed(effect.lease,
                                     workspace=str(res.config.workspace(effect.lease.user_id)))
+
+    def time_limit(effect: Effect) -> None:
+        if effect.lease.expires_at is not None:
+            res.runtime.set_end(effect.lease.id or 0, effect.lease.expires_at)
 
     def withdrawn(effect: Effect) -> None:
         res.notifier.approval_withdrawn(effect.lease)
@@ -108,6 +112,7 @@ def register_lease_effects(outbox: Outbox, res: Resources) -> None:
         EffectKind.IDLE_RECLAIMED: EffectType(idle_reclaimed, ended_as(LeaseStatus.EXPIRED)),
         EffectKind.WITHDRAWN: EffectType(withdrawn, ended_as(LeaseStatus.RELEASED)),
         EffectKind.ROUTE_ADD: EffectType(lambda e: add_route(res, e.lease.id or 0), running),
+        EffectKind.TIME_LIMIT: EffectType(time_limit, before_expiry),
         EffectKind.ROUTE_REMOVE: EffectType(lambda e: remove_route(res, e.lease.route_label),
                                             lambda lease, now: not lease.status.live),
     }.items():

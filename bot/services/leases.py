@@ -17,7 +17,7 @@ from bot.domain.lease import EndReason, Lease, LeaseStatus
 from bot.ports import AccessInfo
 from bot.services.ending import AuditAs, Ending, LeaseEnder
 from bot.services.keys import ssh_access
-from bot.services.outbox import EffectKind
+from bot.services.outbox import Effect, EffectKind
 from bot.services.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class LeaseCommands:
                 reminders.rearm(sent, remaining=lease.expires_at - now))
             repo.audit(at=now, actor=user_id, action="extend", lease_id=lease.id,
                        detail=str(duration))
+            self.ender.outbox.owe(session, [Effect(EffectKind.TIME_LIMIT, lease)])
         return lease
 
     def resend_access(self, *, user_id: str, lease_id: int | None = None) -> Lease:
@@ -104,6 +105,6 @@ class LeaseCommands:
                               f"Jupyter to log in to.")
         password = res.vault.decrypt(lease.password_token)
         res.notifier.access_resend(lease, AccessInfo(
-            url=res.config.url(lease.port or 0, lease.route_label),
+            url=res.config.url(lease),
             password=password, ssh=ssh_access(res, lease, password)))
         return lease

@@ -61,6 +61,7 @@ class EffectKind(str, Enum):
     SSH_KEYS = "ssh_keys"  # a live lease's container gets its holder's current SSH keys
     ROUTE_ADD = "route_add"  # the lease's HTTPS host on the proxy (bot/services/routes.py)
     ROUTE_REMOVE = "route_remove"
+    TIME_LIMIT = "time_limit"  # an extend moves the engine's own kill (Slurm's time limit)
 
 
 class UnknownEffect(Exception):

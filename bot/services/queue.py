@@ -18,6 +18,7 @@ from bot.db.engine import Session
 from bot.db.queue import QueueRepo
 from bot.db.repo import LeaseRepo
 from bot.domain import queue as line_rules
+from bot.domain.containers import EngineWait
 from bot.domain.errors import DomainError, LeaseNotFound
 from bot.domain.gpus import GpuInfo
 from bot.domain.lease import SYSTEM_ACTOR, EndReason, Lease, LeaseStatus
@@ -72,6 +73,21 @@ class QueueService:
 
     def place(self, lease_id: int | None) -> int | None:
         return line_rules.place(self.line(), lease_id)
+
+    def engine_line(self) -> list[tuple[Lease, EngineWait]]:
+        """Granted leases whose start waits in the engine's own queue (a pending Slurm
+        job), in the engine's order; empty when the engine has none or does not answer."""
+        try:
+            waits = self.res.runtime.waiting()
+        except Exception:  # a listing must work while the cluster does not
+            log.warning("the engine's queue could not be read", exc_info=True)
+            return []
+        if not waits:
+            return []
+        starting = {lease.id: lease for lease in
+                    self.res.db.run(lambda s: LeaseRepo(s).with_status(LeaseStatus.STARTING))}
+        found = [(starting[i], wait) for i, wait in waits.items() if i in starting]
+        return sorted(found, key=lambda pair: (pair[1].place or 0, pair[0].id or 0))
 
     # ----------------------------------------------------------- leaving it
     def leave(self, *, user_id: str, lease_id: int | None = None) -> Lease:

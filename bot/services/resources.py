@@ -9,6 +9,7 @@ from pathlib import Path
 from bot.db.engine import Database
 from bot.domain.environments import Environment
 from bot.domain.idle import IdleRules
+from bot.domain.lease import Lease
 from bot.domain.policy import Policy
 from bot.ports import Clock, ContainerRuntime, GpuInventory, ImageInspector, Notifier, Proxy
 from bot.security import Vault
@@ -48,11 +49,11 @@ class LeaseConfig:
     proxy_port: int = 443
     ssh: bool = False  # GPUBOT_SSH: each lease also gets an SSH port (bot/services/keys.py)
 
-    def url(self, port: int, route_label: str | None = None) -> str:
-        if self.proxy_domain and route_label:  # HTTPS through the proxy, a host per lease
+    def url(self, lease: Lease) -> str:
+        if self.proxy_domain and lease.route_label:  # HTTPS through the proxy, a host each
             shown = "" if self.proxy_port == 443 else f":{self.proxy_port}"
-            return f"https://{route_label}.{self.proxy_domain}{shown}/lab"
-        return f"http://{self.public_host}:{port}/lab"
+            return f"https://{lease.route_label}.{self.proxy_domain}{shown}/lab"
+        return f"http://{lease.address or self.public_host}:{lease.port or 0}/lab"
 
     def workspace(self, user_id: str) -> Path:
         return self.workspace_root / user_id

@@ -28,6 +28,7 @@ from bot.services.resources import Resources
 log = logging.getLogger(__name__)
 # With the proxy on, containers publish Jupyter on loopback only (bot.bootstrap): Caddy on
 # this host reaches it there, nothing else can (lease bridges are firewalled off the host).
+# A lease on a cluster node (Slurm) is reached at that node's address.
 UPSTREAM_HOST = "127.0.0.1"
 
 
@@ -36,8 +37,8 @@ def new_route_label() -> str:
     return secrets.token_hex(8)
 
 
-def upstream(port: int) -> str:
-    return f"{UPSTREAM_HOST}:{port}"
+def upstream(port: int, address: str | None = None) -> str:
+    return f"{address or UPSTREAM_HOST}:{port}"
 
 
 def add_route(res: Resources, lease_id: int) -> bool:
@@ -49,7 +50,7 @@ def add_route(res: Resources, lease_id: int) -> bool:
         lease = LeaseRepo(session).get(lease_id, lock=True)
         if lease.status is not LeaseStatus.ACTIVE or not lease.route_label or not lease.port:
             return False
-        res.proxy.add_route(lease.route_label, upstream(lease.port))
+        res.proxy.add_route(lease.route_label, upstream(lease.port, lease.address))
     return True
 
 
@@ -82,8 +83,8 @@ def reconcile_routes(res: Resources) -> RouteRepair:
             log.warning("proxy: removed the route %s (no active lease has it)", label)
         except Exception:  # one route's failure does not stop the others
             log.exception("proxy: could not remove the route %s", label)
-    for label, (lease_id, port) in sorted(wanted.items()):
-        if served.get(label) == upstream(port):
+    for label, (lease_id, port, address) in sorted(wanted.items()):
+        if served.get(label) == upstream(port, address):
             continue
         try:
             if add_route(res, lease_id):

@@ -1,6 +1,7 @@
 """The GpuInventory contract, run on every implementation: the hand-written fake the
 service tests use, the synthetic inventory (GPUBOT_FAKE_GPUS), the NVML adapter over the
-scripted libnvidia-ml, and the real NVML where this machine has one."""
+scripted libnvidia-ml, the real NVML where this machine has one, and the Slurm
+partition's GPUs on the real two-node test cluster (GPUBOT_ENGINE=slurm)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from tests.fakes.pynvml_standin import (
     installed,
 )
 
-UUID = re.compile(r"^(GPU|MIG)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID = re.compile(r"^(GPU|MIG)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+                  r"|^SLURM-[A-Za-z0-9._-]+/\d+$")  # a GPU of a Slurm node: node and index
 
 
 @dataclass
@@ -73,13 +75,25 @@ def _real_nvml() -> Iterator[Subject]:
     inventory.close()
 
 
+def _slurm() -> Iterator[Subject]:
+    from bot.adapters.slurm_inventory import SlurmInventory
+    from bot.adapters.slurm_rest import SlurmRest
+    from tests.infra import slurm_engine as eng
+
+    cluster = eng.shared_cluster()
+    rest = SlurmRest(cluster.url, token_file=cluster.token_file, user=cluster.user)
+    yield Subject(SlurmInventory(rest, partition=cluster.partition, host="slurm-bot"), "slurm-bot")
+
+
 SUBJECTS: dict[str, Callable[[], Iterator[Subject]]] = {
     "fake": _fake, "synthetic": _synthetic, "nvml-standin": _standin, "nvml-real": _real_nvml,
+    "slurm": _slurm,
 }
 
 
 @pytest.fixture(params=[
-    "fake", "synthetic", "nvml-standin", pytest.param("nvml-real", marks=pytest.mark.gpu)])
+    "fake", "synthetic", "nvml-standin", pytest.param("nvml-real", marks=pytest.mark.gpu),
+    pytest.param("slurm", marks=pytest.mark.slurm)])
 def subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
     yield from SUBJECTS[request.param]()
 

@@ -13,7 +13,7 @@ import itertools
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.domain.errors import ContainerStartError, ImageMissing, PortInUse
 from bot.ports import (
@@ -21,6 +21,7 @@ from bot.ports import (
     ContainerSpec,
     ContainerState,
     ContainerStatus,
+    EngineWait,
     EventCallback,
     ManagedContainer,
     ProgressCallback,
@@ -58,6 +59,9 @@ class FakeContainerRuntime:
         self._watchers: list[EventCallback] = []
         self.foreign_ports: set[int] = set()  # something outside gpubot listens there
         self.workspace_bytes: dict[str, int] = {}  # what workspace_usage answers
+        self.ends: dict[int, datetime] = {}  # lease -> the end set_end was told
+        self.queue: dict[int, EngineWait] = {}  # what waiting() reports (an engine queue)
+        self.address: str | None = None  # where Jupyter answers (a cluster node); None: here
         self.authorized_keys: dict[int, str] = {}  # set_authorized_keys, by lease
 
     # ------------------------------------------------------------ the port
@@ -108,7 +112,7 @@ class FakeContainerRuntime:
         self.started.append(spec)
         return handle
 
-    def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> None:
+    def wait_ready(self, handle: ContainerHandle, *, port: int, timeout: timedelta) -> str | None:
         container = self._containers.get(handle.lease_id)
         if container is None or container.handle.container_id != handle.container_id:
             raise ContainerStartError(
@@ -122,6 +126,7 @@ class FakeContainerRuntime:
             raise ContainerStartError(
                 f"Jupyter did not answer within {timeout.total_seconds():.0f} s."
             )
+        return self.address
 
     def stop(self, lease_id: int) -> None:
         if self._containers.pop(lease_id, None) is not None:
@@ -133,6 +138,13 @@ class FakeContainerRuntime:
 
     def workspace_usage(self, user_id: str) -> int | None:
         return self.workspace_bytes.get(user_id)
+
+    def waiting(self) -> dict[int, EngineWait]:
+        return {lease: wait for lease, wait in self.queue.items() if lease in self._containers}
+
+    def set_end(self, lease_id: int, ends_at: datetime) -> None:
+        if lease_id in self._containers:  # like Slurm's: a gone one has no limit to move
+            self.ends[lease_id] = ends_at
 
     def set_authorized_keys(self, lease_id: int, text: str) -> None:
         if lease_id not in self._containers:  # like Docker's: nothing to copy into

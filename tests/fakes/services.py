@@ -92,8 +92,8 @@ def build_harness(db: Database, *, inventory: Any = None, runtime: Any = None,
                   workspace_root: Path = Path("/tmp/gpubot-ws"),
                   port_range: tuple[int, int] = (8800, 8899), notifier: Any = None,
                   settings: Settings | None = None, background: bool = False,
-                  probe: Any = None, proxy: Any = None,
-                  **config: Any) -> Harness:
+                  probe: Any = None, proxy: Any = None, host: str = "gpu-host-1",
+                  public_host: str = "gpu.lab.example", **config: Any) -> Harness:
     """``config``: more LeaseConfig fields (timeouts, batch_size, …). Queue passes run in
     the thread that freed the capacity unless ``background``."""
     if runtime is None:
@@ -108,7 +108,7 @@ def build_harness(db: Database, *, inventory: Any = None, runtime: Any = None,
                    probe=probe or FakeJupyterProbe(),
                    proxy=proxy,
                    policy=policy or make_policy(),
-                   config=LeaseConfig(host="gpu-host-1", port_range=port_range,
-                                      public_host="gpu.lab.example",
+                   config=LeaseConfig(host=host, port_range=port_range,
+                                      public_host=public_host,
                                       workspace_root=workspace_root, **config))
     return Harness(gpubot, clock, notifier, inventory, runtime)

@@ -47,6 +47,22 @@ def new_lease() -> int:
     return next(_lease_ids)
 
 
+def lease_block(size: int = 100) -> int:
+    """The first of ``size`` fresh lease ids (a test database's own block)."""
+    first = new_lease()
+    for _ in range(size - 1):
+        new_lease()
+    return first
+
+
+def port_block(size: int = 10) -> tuple[int, int]:
+    """``size`` consecutive ports, none listening now (a test bot's GPUBOT_PORT_RANGE)."""
+    low = new_port()
+    for _ in range(size - 1):
+        next(_ports)
+    return low, low + size - 1
+
+
 def new_port() -> int:
     import socket
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from bot.adapters.slurm import SlurmRuntime
-from bot.adapters.slurm_rest import SlurmUnavailable
+from bot.adapters.slurm_rest import SlurmRest, SlurmUnavailable
 from bot.domain.containers import death_reason
 from bot.ports import ContainerSpec, ContainerStatus
 from bot.security import hash_jupyter_password
@@ -107,13 +108,16 @@ def test_stop_is_scancel_and_leaves_no_process_and_no_hash(cluster: Cluster, run
     assert workspace.is_dir(), "the workspace outlives the lease"
 
 
-def test_extend_raises_the_jobs_time_limit_as_the_operator(cluster: Cluster, runtime: SlurmRuntime) -> None:
-    s = spec()
-    runtime.start(s)
+def test_the_job_limit_is_the_lease_plus_the_grace_and_an_extend_moves_it(
+        cluster: Cluster, runtime: SlurmRuntime) -> None:
+    s = replace(spec(), time_limit=timedelta(hours=5))
+    runtime.wait_ready(runtime.start(s), port=s.port, timeout=READY)
     job = eng.job_id_of(cluster, s.lease_id)
-    assert "TimeLimit=02:00:00" in cluster.run("scontrol", "show", "job", str(job))
+    assert "TimeLimit=06:00:00" in cluster.run("scontrol", "show", "job", str(job))  # + 1 h grace
+    record = SlurmRest(cluster.url, token_file=cluster.token_file, user=cluster.user).job(job)
+    started = int((record or {})["start_time"])
     # raising a limit is an operator's right: the token's user has adminlevel=operator
-    runtime.extend(s.lease_id, timedelta(hours=30))
+    runtime.set_end(s.lease_id, datetime.fromtimestamp(started, UTC) + timedelta(hours=29))
     assert "TimeLimit=1-06:00:00" in cluster.run("scontrol", "show", "job", str(job))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -70,11 +70,19 @@ def test_proxy_settings_need_a_domain_and_both_tls_files() -> None:
 
 
 def test_the_url_with_a_proxy_is_the_leases_host_and_without_it_the_port() -> None:
+    from datetime import datetime, timezone
     from pathlib import Path
 
+    from bot.domain.lease import Lease
+
+    def lease(label: str | None, address: str | None = None) -> Lease:
+        return Lease(user_id="U1", duration=timedelta(hours=1), port=8801, route_label=label,
+                     address=address, created_at=datetime(2026, 12, 1, tzinfo=UTC))
+
     direct = LeaseConfig(host="h", port_range=(1, 2), public_host="gpu1", workspace_root=Path("/w"))
-    assert direct.url(8801, "abc") == "http://gpu1:8801/lab"
+    assert direct.url(lease("abc")) == "http://gpu1:8801/lab"
+    assert direct.url(lease(None, "10.1.0.7")) == "http://10.1.0.7:8801/lab"  # on a node
     https = LeaseConfig(host="h", port_range=(1, 2), public_host="gpu1",
                         workspace_root=Path("/w"), proxy_domain="gpu.lab", proxy_port=443)
-    assert https.url(8801, "abc") == "https://abc.gpu.lab/lab"
-    assert https.url(8801, None) == "http://gpu1:8801/lab"  # granted before the proxy was on
+    assert https.url(lease("abc", "10.1.0.7")) == "https://abc.gpu.lab/lab"
+    assert https.url(lease(None)) == "http://gpu1:8801/lab"  # granted before the proxy was on

@@ -137,3 +137,22 @@ def test_the_environment_table_says_what_each_image_needs_and_whether_it_runs(
     assert rows["new"].runs is False and "12.8" in rows["new"].note
     assert rows["cpu"].runs is True and rows["plain"].runs is None
     assert rows["far"].runs is None and "pulled" in rows["far"].note
+
+
+def test_a_lease_on_a_cluster_node_is_reached_there_by_url_and_by_route(
+        db: Database, kit: Harness, proxy: FakeProxy) -> None:
+    """The engine said where Jupyter answered (a Slurm job's node): the DM's URL and the
+    proxy's upstream go there, not to this host, also when reconcile restores the route."""
+    direct = build_harness(db, host="direct-host")
+    direct.runtime.address = "10.1.0.7"
+    lease = start(direct)
+    assert lease.address == "10.1.0.7"
+    assert direct.notifier.of("access_ready")[-1].data["url"] == \
+        f"http://10.1.0.7:{lease.port}/lab"
+
+    kit.runtime.address = "10.1.0.8"
+    routed = start(kit, "U2")
+    assert proxy.routes() == {routed.route_label: f"10.1.0.8:{routed.port}"}
+    proxy.edit(routed.route_label or "", "127.0.0.1:2")
+    kit.reconciler.run()
+    assert proxy.routes() == {routed.route_label: f"10.1.0.8:{routed.port}"}

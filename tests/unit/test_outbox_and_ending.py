@@ -111,3 +111,13 @@ def test_an_ended_lease_keeps_no_password_and_says_why(kit: Harness) -> None:
     kit.leases.release(user_id="U1", lease_id=lease.id)
     ended = kit.res.db.run(lambda s: LeaseRepo(s).get(lease.id or 0))
     assert ended.password_token is None and ended.end_reason == "released"
+
+
+def test_an_extend_moves_the_engines_own_time_limit_after_the_commit(kit: Harness) -> None:
+    """Slurm kills a job at its time limit: an extend owes the engine the new end."""
+    lease = kit.claims.start(kit.claims.claim(user_id="U1", duration=H).id or 0)
+    assert kit.runtime.started[-1].time_limit == H  # the job's limit starts as the lease's
+    extended = kit.leases.extend(user_id="U1", duration=3 * H)
+    assert kit.runtime.ends == {lease.id: extended.expires_at}
+    assert extended.expires_at is not None and lease.expires_at is not None
+    assert extended.expires_at - lease.expires_at == 3 * H

@@ -199,3 +199,32 @@ def test_two_processes_never_grant_one_place_twice(pg_url: str) -> None:
     finally:
         for db in dbs:
             db.dispose()
+
+
+def test_the_queue_view_adds_starts_waiting_in_the_engines_own_queue(kit: Harness) -> None:
+    """A granted lease whose job the engine holds pending (Slurm) is listed with the
+    engine's place, reason and expected start; an engine that cannot answer lists none."""
+    from datetime import UTC, datetime
+
+    from bot.domain.containers import EngineWait
+    from bot.ports import ContainerSpec
+    from handlers.contention_blocks import queue_message
+
+    runtime = kit.runtime
+    lease = kit.claims.claim(user_id="U1", duration=H)  # granted, starting
+    runtime.start(ContainerSpec(lease_id=lease.id or 0, user_id="U1", gpu_uuids=(),
+                                port=lease.port or 0, password_hash="argon2:x"))
+    soon = datetime(2026, 12, 1, 14, 5, tzinfo=UTC)
+    runtime.queue[lease.id or 0] = EngineWait("Resources", place=2, of=3, expected_start=soon)
+    assert [(w.id, wait) for w, wait in kit.queue.engine_line()] == \
+        [(lease.id, runtime.queue[lease.id or 0])]
+    _, blocks = queue_message([], kit.clock.now(), kit.queue.engine_line())
+    shown = str(blocks)
+    assert "Nobody is waiting for a GPU." in shown
+    assert f"<@U1> lease {lease.id}: #2 of 3 in the cluster's queue (Resources), expected " \
+           f"to start <!date^{int(soon.timestamp())}^" in shown
+
+    def broken() -> dict:
+        raise ConnectionError("slurmrestd is down")
+    runtime.waiting = broken
+    assert kit.queue.engine_line() == []

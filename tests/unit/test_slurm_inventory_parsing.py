@@ -1,0 +1,49 @@
+"""What the Slurm inventory reads out of slurmrestd's node and job records (the shapes
+slurmrestd v0.0.38 of Slurm 22.05 returns, as seen on the test cluster)."""
+
+from __future__ import annotations
+
+from bot.adapters.slurm_inventory import gres_gpus, gres_indices, node_trouble
+from bot.adapters.slurm_script import JobRequest, job_description
+from bot.adapters.slurm_state import slot_node, slot_uuid
+
+
+def test_a_nodes_gpu_gres_gives_its_type_and_count() -> None:
+    assert gres_gpus("gpu:a100:4") == ("a100", 4)
+    assert gres_gpus("gpu:a100:2(S:0),gpu:a100:2(S:1)") == ("a100", 4)
+    assert gres_gpus("gpu:8") == ("", 8)
+    assert gres_gpus("craynetwork:4,gpu:h100:2(S:0-1)") == ("h100", 2)
+    assert gres_gpus("") == ("", 0) and gres_gpus(None) == ("", 0)
+
+
+def test_gres_indices_expand_ranges_and_ignore_none() -> None:
+    assert gres_indices("gpu:a100:1(IDX:0)") == {0}
+    assert gres_indices("gpu:a100:3(IDX:0,2-3)") == {0, 2, 3}
+    assert gres_indices("gpu:a100:0(IDX:N/A)") == set()
+
+
+def test_a_down_drained_or_silent_node_is_trouble_and_says_why() -> None:
+    assert node_trouble({"name": "gn01", "state": "idle", "state_flags": []}) is None
+    assert node_trouble({"name": "gn01", "state": "mixed", "state_flags": []}) is None
+    down = node_trouble({"name": "gn01", "state": "down", "state_flags": ["NOT_RESPONDING"],
+                         "reason": "Not responding"})
+    assert down == "Slurm node gn01 is down+not_responding (Not responding)"
+    assert node_trouble({"name": "gn02", "state": "idle", "state_flags": ["DRAIN"]})
+    assert node_trouble({"name": "gn02", "state": ["IDLE", "DRAIN"]})  # newer APIs: a list
+
+
+def test_a_unit_names_its_node_and_other_ids_name_none() -> None:
+    assert slot_uuid("g01n01.hpc.local", 3) == "SLURM-g01n01.hpc.local/3"
+    assert slot_node("SLURM-g01n01.hpc.local/3") == "g01n01.hpc.local"
+    assert slot_node("GPU-5a5a5a5a-0000-4000-8000-000000000001") is None
+
+
+def test_a_job_is_pinned_to_its_node_only_when_gpubot_chose_one(tmp_path) -> None:
+    def describe(node: str | None) -> dict:
+        req = JobRequest(lease_id=7, port=8801, gpus=1, labels={}, run_dir=tmp_path,
+                         env_dir=tmp_path, workspace=tmp_path, node=node)
+        return job_description(req, partition="gpu", gpu_type="a100", cpus=2, memory_mb=1024,
+                               time_limit_minutes=60)
+
+    assert describe("gn02")["nodelist"] == "gn02"
+    assert "nodelist" not in describe(None)
