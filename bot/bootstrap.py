@@ -201,7 +201,7 @@ def build_slack(settings: Settings) -> SlackBot:
     try:
         runtime = make_runtime(settings)
     except Exception as exc:  # noqa: BLE001 - docker.errors.DockerException and friends
-        raise engine_unreachable(exc) from None
+        raise engine_unreachable(exc, settings.engine) from None
 
     proxy = serving_proxy(settings)
     metrics = make_metrics(settings)

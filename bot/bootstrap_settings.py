@@ -26,9 +26,12 @@ class StartupError(Exception):
     """The bot cannot start; ``str()`` says why and what to do, in one line."""
 
 
-def engine_unreachable(exc: Exception) -> StartupError:
+def engine_unreachable(exc: Exception, engine: str = "docker") -> StartupError:
     """The one line `serve` and the console say when the engine cannot be reached."""
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if engine == "slurm":
+        return StartupError(f"Cannot set up the Slurm engine: {reason}. Check GPUBOT_SLURM_*; "
+                            f"`gpubot doctor` checks.")
     return StartupError(f"Cannot reach Docker: {reason}. Is dockerd running and may this "
                         f"user use it? `gpubot doctor` checks.")
 

@@ -144,7 +144,7 @@ def _runtime(settings: Settings, embedded: bool, notes: list[str]) -> ContainerR
     except Exception as exc:  # noqa: BLE001 - docker.errors.DockerException and friends
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not embedded:
-            raise engine_unreachable(exc) from None
+            raise engine_unreachable(exc, settings.engine) from None
     from bot.adapters.no_engine import HOW_TO_GET_ONE, NoEngine
 
     notes.append(f"No Docker engine reachable ({reason}). To get one: {HOW_TO_GET_ONE}. "

@@ -111,7 +111,7 @@ class SlurmRuntime:
         report = on_progress or (lambda _text: None)
         self._validate(spec)
         jobs = self._rest.jobs()
-        current = self._newest(jobs, spec.lease_id)
+        current = self._current(jobs, spec.lease_id)
         if current is not None and is_alive(current):
             return self._handle(current)
         self._refuse_taken_port(jobs, spec)
@@ -142,9 +142,24 @@ class SlurmRuntime:
         except ContainerStartError:
             self._runs.remove(spec.lease_id)
             raise
+        job_id = self._one_job(spec.lease_id, job_id)
         self._await_placement(job_id, report)
         return ContainerHandle(lease_id=spec.lease_id, container_id=str(job_id),
                                name=container_name(spec.lease_id))
+
+    def _one_job(self, lease_id: int, submitted: int) -> int:
+        """Two starts of one lease that raced (a reconciler recovering a start whose owner
+        it thought dead) each submitted a job: the oldest live one is the lease's, the
+        others are cancelled. Both racers agree on which. Slurm's ``singleton``
+        dependency keeps a second one from running even for a moment."""
+        alive = sorted(int(j["job_id"]) for j in self._rest.jobs()
+                       if self._lease(j) == lease_id and is_alive(j))
+        keep = alive[0] if alive else submitted
+        for extra in alive[1:]:
+            log.warning("lease %s: cancelling duplicate Slurm job %s (keeping %s)", lease_id, extra, keep)
+            self._stopped.add(extra)
+            self._rest.cancel(extra)
+        return keep
 
     def _await_placement(self, job_id: int, report: ProgressCallback) -> None:
         """Like Docker's start, return once the job runs, when Slurm places it within
@@ -224,17 +239,18 @@ class SlurmRuntime:
         self._runs.remove(lease_id)
 
     def poll(self, lease_id: int) -> ContainerState:
-        job = self._newest(self._rest.jobs(), lease_id)
+        job = self._current(self._rest.jobs(), lease_id)
         return self._state(job) if job is not None else ContainerState(ContainerStatus.GONE)
 
     def list_managed(self) -> list[ManagedContainer]:
-        newest: dict[int, dict[str, Any]] = {}
+        by_lease: dict[int, list[dict[str, Any]]] = {}
         for job in self._rest.jobs():
             lease = self._lease(job)
-            if lease is not None and int(job["job_id"]) > int(newest.get(lease, {}).get("job_id", -1)):
-                newest[lease] = job
+            if lease is not None:
+                by_lease.setdefault(lease, []).append(job)
         found = []
-        for lease, job in newest.items():
+        for lease, jobs in by_lease.items():
+            job = _the_job(jobs)
             state = self._state(job)
             if state.status is ContainerStatus.GONE:
                 continue
@@ -248,12 +264,12 @@ class SlurmRuntime:
     def placement(self, lease_id: int) -> Placement | None:
         """Where the lease's job runs and on which GPUs, as the job reported it."""
         found = read_placement(self._runs.path(lease_id))
-        job = self._newest(self._rest.jobs(), lease_id)
+        job = self._current(self._rest.jobs(), lease_id)
         return found if job is not None and found and found.job_id == int(job["job_id"]) else None
 
     def access_address(self, lease_id: int) -> str | None:
         """The address of the node the lease's job runs on (its Jupyter's host)."""
-        job = self._newest(self._rest.jobs(), lease_id)
+        job = self._current(self._rest.jobs(), lease_id)
         if job is None or not job.get("batch_host"):
             return None
         return self._address(str(job["batch_host"]))
@@ -264,7 +280,7 @@ class SlurmRuntime:
     def set_end(self, lease_id: int, ends_at: datetime) -> None:
         """Move the job's time limit to ``ends_at`` plus the grace, counted from the job's
         start as Slurm counts it. Raising a limit needs an operator account (slurmdbd)."""
-        job = self._newest(self._rest.jobs(), lease_id)
+        job = self._current(self._rest.jobs(), lease_id)
         if job is None or not is_alive(job):
             raise ContainerStartError(f"Lease {lease_id} has no live Slurm job to extend.")
         started = datetime.fromtimestamp(int(job.get("start_time") or time.time()), UTC)
@@ -272,7 +288,7 @@ class SlurmRuntime:
 
     def extend(self, lease_id: int, time_limit: timedelta, *, job: dict[str, Any] | None = None) -> None:
         """Set the job's time limit (from its start): needs an operator token (slurmdbd)."""
-        job = job or self._newest(self._rest.jobs(), lease_id)
+        job = job or self._current(self._rest.jobs(), lease_id)
         if job is None or not is_alive(job):
             raise ContainerStartError(f"Lease {lease_id} has no live Slurm job to extend.")
         self._rest.update(int(job["job_id"]), {"time_limit": minutes(time_limit)})
@@ -293,9 +309,9 @@ class SlurmRuntime:
     def _lease(self, job: Mapping[str, Any]) -> int | None:
         return lease_of(job, read_labels(job.get("comment")), self._config.host)
 
-    def _newest(self, jobs: list[dict[str, Any]], lease_id: int) -> dict[str, Any] | None:
+    def _current(self, jobs: list[dict[str, Any]], lease_id: int) -> dict[str, Any] | None:
         mine = [j for j in jobs if self._lease(j) == lease_id]
-        return max(mine, key=lambda j: int(j["job_id"])) if mine else None
+        return _the_job(mine) if mine else None
 
     def _state(self, job: dict[str, Any]) -> ContainerState:
         state = state_of(job)
@@ -312,3 +328,12 @@ class SlurmRuntime:
             for n in self._rest.nodes():
                 self._addresses[str(n.get("name"))] = str(n.get("address") or n.get("name"))
         return self._addresses.get(node, node)
+
+
+def _the_job(jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The job that is the lease's: the oldest live one (``_one_job`` keeps that one when
+    starts raced), else the newest that ended."""
+    alive = [j for j in jobs if is_alive(j)]
+    if alive:
+        return min(alive, key=lambda j: int(j["job_id"]))
+    return max(jobs, key=lambda j: int(j["job_id"]))

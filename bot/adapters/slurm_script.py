@@ -107,6 +107,7 @@ def job_description(req: JobRequest, *, partition: str, gpu_type: str, cpus: int
         "memory_per_node": memory_mb,
         "time_limit": time_limit_minutes,
         "requeue": False,  # ignored by slurmrestd 22.05: the script clears it (above)
+        "dependency": "singleton",  # one running job of this name (lease) at a time
         "current_working_directory": str(req.run_dir),
         "standard_output": str(req.run_dir / OUTPUT_FILE),
         "standard_error": str(req.run_dir / OUTPUT_FILE),

@@ -174,3 +174,28 @@ def test_doctor_checks_pass_on_the_cluster_and_name_what_is_wrong(cluster: Clust
     down = SlurmRest(f"http://127.0.0.1:{eng.new_port()}", token_file=cluster.token_file, user=cluster.user)
     [only] = run_slurm_checks(down, user=cluster.user, partition=cluster.partition, time_limit=timedelta(days=1))
     assert (only.name, only.ok) == ("slurmrestd", False)
+
+
+def test_two_racing_starts_of_one_lease_leave_one_job(cluster: Cluster, runtime: SlurmRuntime,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another start of the same lease (a second bot, a reconciler) submitted its job just
+    before ours: the oldest is kept by both, ours is cancelled, and it never ran."""
+    s = spec()
+    submit, submitted = runtime._rest.submit, []
+
+    def racing_submit(script: str, job: dict) -> int:
+        if not submitted:
+            submitted.append(submit(script, job))  # the other racer's, a moment earlier
+        submitted.append(submit(script, job))
+        return submitted[-1]
+
+    monkeypatch.setattr(runtime._rest, "submit", racing_submit)
+    handle = runtime.start(s)
+    first, ours = submitted
+    assert int(handle.container_id) == first
+    runtime.wait_ready(handle, port=s.port, timeout=READY)
+    assert eng.wait_ended(cluster, ours) in ("", "CANCELLED")
+    [alive] = [m for m in runtime.list_managed() if m.lease_id == s.lease_id]
+    assert alive.container_id == str(first)
+    ran = cluster.run("sacct", "-X", "-n", "-P", "-j", str(ours), "-o", "State,NodeList")
+    assert ran.startswith("CANCELLED") and "None assigned" in ran, ran  # singleton: never ran

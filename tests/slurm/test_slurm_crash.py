@@ -1,0 +1,112 @@
+"""SIGKILL the real `gpubot serve` on the Slurm engine at each step of a claim, restart
+it, and check that reconcile (by job name and labels) leaves the cluster consistent: the
+user told (a working lease or a clear failure), no lease stuck starting, at most one job
+per lease ever submitted, and no live job of an ended lease."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from tests.e2e.conftest import BOB, ServedBot, launch
+from tests.infra import slurm_engine as eng
+from tests.infra.slurm_cluster import ENV_ROOT, GPU_TYPE, Cluster
+from tests.support import jupyter
+
+pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
+FAST = {"GPUBOT_READY_TIMEOUT": "60s", "GPUBOT_STARTING_GRACE": "1s",
+        "GPUBOT_EFFECT_RETRY_AFTER": "2s", "GPUBOT_RECONCILE_SECONDS": "1"}
+POINTS = ["claim.after_lease_row", "claim.after_start", "access.after_commit"]
+
+
+def slurm_env(cluster: Cluster, state: Path, host: str) -> dict[str, str]:
+    return {"GPUBOT_ENGINE": "slurm", "GPUBOT_SLURM_URL": cluster.url,
+            "GPUBOT_SLURM_TOKEN_FILE": str(cluster.token_file), "GPUBOT_SLURM_USER": cluster.user,
+            "GPUBOT_SLURM_PARTITION": cluster.partition, "GPUBOT_SLURM_GPU_TYPE": GPU_TYPE,
+            "GPUBOT_SLURM_ENV_ROOT": str(ENV_ROOT), "GPUBOT_SLURM_STATE_ROOT": str(state),
+            "GPUBOT_IMAGE": eng.IMAGE, "GPUBOT_WORKSPACE_ROOT": str(eng.workspaces(cluster)),
+            "GPUBOT_HOST_NAME": host, **FAST}
+
+
+def jobs_of(cluster: Cluster, host: str) -> dict[int, list[tuple[int, str]]]:
+    """Lease -> every job (id, state) this bot ever submitted for it, from accounting."""
+    out = cluster.run("sacct", "-X", "-n", "-P", "-u", cluster.user, "-o", "JobID,JobName,State,Comment")
+    found: dict[int, list[tuple[int, str]]] = {}
+    for line in out.splitlines():
+        job, name, state, comment = line.split("|", 3)
+        try:
+            labels = json.loads(comment or "{}")
+        except ValueError:
+            continue
+        if name.startswith("gpubot-") and labels.get("gpubot.host") == host:
+            found.setdefault(int(name.removeprefix("gpubot-")), []).append((int(job), state))
+    return found
+
+
+def query(bot: ServedBot, sql: str) -> list:
+    engine = create_engine(f"sqlite:///{bot.workdir}/gpubot.db")
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql)))
+    finally:
+        engine.dispose()
+
+
+def told(bot: ServedBot) -> str | None:
+    for message in reversed(bot.slack.dms(BOB)):
+        if "could not start" in message.text:
+            return "told: " + message.text
+        found = re.search(r"\*Password\*\n`([^`]+)`", message.all_text)
+        if found:
+            url = re.search(r"http://127\.0\.0\.1:\d+", message.text).group(0)
+            try:
+                return "working" if jupyter.logs_in(url, found.group(1)) else "bad password"
+            except requests.ConnectionError:
+                return None
+    return None
+
+
+def settled(bot: ServedBot, cluster: Cluster, host: str) -> dict | None:
+    transient = query(bot, "select id, status from leases where status = 'starting'")
+    live = {r.id for r in query(bot, "select id from leases where status = 'active'")}
+    jobs = jobs_of(cluster, host)
+    running = {lease for lease, js in jobs.items() if any(s in ("RUNNING", "PENDING") for _, s in js)}
+    state = dict(transient=transient, orphans=sorted(running - live), jobs=jobs, outcome=told(bot))
+    return state if not transient and not state["orphans"] and state["outcome"] else None
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_the_bot_killed_mid_claim_is_recovered_by_one_reconcile(
+        point: str, cluster: Cluster, slack_standin, tmp_path: Path) -> None:
+    host = f"slurm-crash-{eng.new_lease()}"
+    state = eng.workspaces(cluster).parent / host
+    state.mkdir(mode=0o755)
+    shutil.chown(state, cluster.user, cluster.user)
+    low, _ = eng.port_block()
+    extra = slurm_env(cluster, state, host)
+    bot = launch(slack_standin, tmp_path, extra={**extra, "GPUBOT_CRASHPOINT": point}, low=low)
+    try:
+        slack_standin.slash_command(BOB, "claim 2h")
+        assert bot.process.wait(timeout=120) == -signal.SIGKILL, bot.log_text()
+    finally:
+        if bot.process.poll() is None:
+            bot.process.kill()
+    restarted = launch(slack_standin, tmp_path, extra=extra, low=low)
+    try:
+        found = slack_standin.wait_for(lambda: settled(restarted, cluster, host), timeout=120,
+                                       message=f"not settled after {point}")
+        if point == "claim.after_lease_row":  # nothing was started: the claim failed, told
+            assert found["outcome"].startswith("told: ")
+        else:
+            assert found["outcome"] == "working", restarted.log_text()[-3000:]
+        assert all(len(js) == 1 for js in found["jobs"].values()), found["jobs"]  # no duplicate
+    finally:
+        restarted.process.send_signal(signal.SIGTERM)
+        restarted.process.wait(timeout=30)
