@@ -132,11 +132,15 @@ def _slurm_runtime(settings: Settings) -> ContainerRuntime:
         state_root=settings.slurm_state_root, host=settings.host_name,
         gpu_type=settings.slurm_gpu_type, cpus=max(1, int(settings.cpus)),
         memory_mb=parse_size(settings.mem_limit) // 2**20,
-        time_limit=settings.max_lease, grace=settings.slurm_grace), rest=_slurm_rest(settings))
+        time_limit=settings.max_lease, grace=settings.slurm_grace,
+        jwt_key=settings.slurm_jwt_key, accounts_file=settings.slurm_accounts),
+        rest=_slurm_rest(settings))
 
 
 def _slurm_rest(settings: Settings) -> SlurmRest:
+    from bot.adapters.slurm_auth import TokenMinter
     from bot.adapters.slurm_rest import SlurmRest
 
+    key = settings.slurm_jwt_key
     return SlurmRest(settings.slurm_url, token_file=settings.slurm_token_file,
-                     user=settings.slurm_user)
+                     user=settings.slurm_user, minter=TokenMinter(key) if key else None)

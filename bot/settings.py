@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     slurm_env_root: Path = Field(Path("/srv/gpubot/envs"), alias="GPUBOT_SLURM_ENV_ROOT")
     slurm_state_root: Path = Field(Path("/srv/gpubot/state"), alias="GPUBOT_SLURM_STATE_ROOT")
     slurm_grace: Duration = Field(timedelta(hours=1), alias="GPUBOT_SLURM_GRACE")
+    # jobs as each person's own cluster account (bot/adapters/slurm_auth.py): both or neither
+    slurm_jwt_key: Path | None = Field(None, alias="GPUBOT_SLURM_JWT_KEY")
+    slurm_accounts: Path | None = Field(None, alias="GPUBOT_SLURM_ACCOUNTS")
 
     log_level: str = Field("INFO", alias="GPUBOT_LOG_LEVEL")
 
@@ -263,6 +266,10 @@ class Settings(BaseSettings):
                              "gets a host name under it)")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("set both GPUBOT_TLS_CERT and GPUBOT_TLS_KEY, or neither")
+        if (self.slurm_jwt_key is None) != (self.slurm_accounts is None):
+            raise ValueError("jobs run as each person's cluster account with both "
+                             "GPUBOT_SLURM_JWT_KEY and GPUBOT_SLURM_ACCOUNTS set; set neither "
+                             "to run every job as GPUBOT_SLURM_USER")
         return self
 
     @property

@@ -2,10 +2,12 @@
 
 A lease is the job ``gpubot-<lease id>`` with the labels of DESIGN.md §4 as JSON in its
 comment (plus ``gpubot.host``, ``gpubot.port``), asking for GRES GPUs, CPUs, memory and a
-time limit of the longest lease plus a grace (Slurm's kill is the backstop; gpubot's
-expiry comes first). Slurm places it; the job reports its node and GPUs into its run
-folder on shared storage (``slurm_script``), and the lease's Jupyter is reached at that
-node's address. The services cannot tell this engine from Docker's.
+time limit of the lease plus a grace (Slurm's kill is the backstop; gpubot's expiry comes
+first), pinned to the node its GPUs were granted on (``slurm_inventory``). Slurm picks the
+GPUs there; the job reports its node and GPUs into its run folder on shared storage
+(``slurm_script``), and the lease's Jupyter is reached at that node's address. With a
+cluster JWT key the job is submitted as the person's own account (``slurm_auth``), which
+owns their workspace. The services cannot tell this engine from Docker's.
 
 Unreachable is never "gone": every read that fails raises ``SlurmUnavailable`` (the
 reconciler then skips its checks), and only Slurm's own "invalid job id", a cancelled
@@ -28,6 +30,7 @@ from bot.adapters.docker_workspace import (
     validate_spec,
     workspace_usage,
 )
+from bot.adapters.slurm_auth import ClusterAccounts, TokenMinter
 from bot.adapters.slurm_events import watch
 from bot.adapters.slurm_rest import SlurmRest
 from bot.adapters.slurm_runs import RunFolders, http_status, job_user, write_private
@@ -92,6 +95,10 @@ class SlurmRuntimeConfig:
     place_wait: float = 10.0  # how long start waits for Slurm to run the job
     ready_poll_interval: float = 0.5
     event_poll_interval: float = 1.0
+    # Jobs as each person's own account (slurm_auth): the cluster's JWT key and the file
+    # linking Slack users to logins. Unset: every job runs as ``user``.
+    jwt_key: Path | None = None
+    accounts_file: Path | None = None
 
 
 def env_dir(root: Path, image: str) -> Path:
@@ -101,7 +108,9 @@ def env_dir(root: Path, image: str) -> Path:
 class SlurmRuntime:
     def __init__(self, config: SlurmRuntimeConfig, rest: SlurmRest | None = None) -> None:
         self._config = config
-        self._rest = rest or SlurmRest(config.url, token_file=config.token_file, user=config.user)
+        self._accounts = ClusterAccounts(config.accounts_file) if config.accounts_file else None
+        self._rest = rest or SlurmRest(config.url, token_file=config.token_file, user=config.user,
+                                       minter=TokenMinter(config.jwt_key) if config.jwt_key else None)
         self._stopped: set[int] = set()  # job ids this process cancelled (no death event)
         self._addresses: dict[str, str] = {}
         self._runs = RunFolders(config.state_root)
@@ -121,7 +130,8 @@ class SlurmRuntime:
             raise ImageMissing(
                 f"The environment {image} is not unpacked on the cluster's shared storage.",
                 detail=f"{env}/venv/bin/jupyter is missing (tests/infra/slurm/export_env.sh)")
-        uid, gid = job_user(self._config.user)
+        login = self._accounts.login(spec.user_id) if self._accounts else None
+        uid, gid = job_user(login, person=True) if login else job_user(self._config.user)
         workspace = prepare_workspace(self._config.workspace_root, spec.user_id, uid)
         run = self._runs.fresh(spec.lease_id, uid, gid)
         write_private(run / HASH_FILE, spec.password_hash + "\n", uid, gid)
@@ -138,7 +148,7 @@ class SlurmRuntime:
                 job_script(req, bind_address=self._config.bind_address),
                 job_description(req, partition=self._config.partition, gpu_type=self._config.gpu_type,
                                 cpus=self._config.cpus, memory_mb=self._config.memory_mb,
-                                time_limit_minutes=minutes(limit)))
+                                time_limit_minutes=minutes(limit)), as_user=login)
         except ContainerStartError:
             self._runs.remove(spec.lease_id)
             raise

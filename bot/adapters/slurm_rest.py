@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bot.adapters.slurm_auth import TokenMinter
 from bot.domain.errors import ContainerStartError
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,10 @@ class SlurmRefused(ContainerStartError):
 
 
 class SlurmRest:
-    def __init__(self, url: str, *, token_file: Path, user: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, token_file: Path, user: str, timeout: float = 10.0,
+                 minter: TokenMinter | None = None) -> None:
         self._base = url.rstrip("/")
+        self._minter = minter  # signs tokens for other logins (jobs as each person)
         self._token_file = token_file
         self._user = user
         self._timeout = timeout
@@ -61,8 +64,9 @@ class SlurmRest:
             raise
         return found[0] if found else None
 
-    def submit(self, script: str, job: dict[str, Any]) -> int:
-        answer = self._call("POST", "/job/submit", {"script": script, "job": job})
+    def submit(self, script: str, job: dict[str, Any], *, as_user: str | None = None) -> int:
+        """Submit as the service account, or ``as_user`` with a token the minter signs."""
+        answer = self._call("POST", "/job/submit", {"script": script, "job": job}, as_user=as_user)
         return int(answer["job_id"])
 
     def cancel(self, job_id: int) -> None:
@@ -94,11 +98,15 @@ class SlurmRest:
 
     # ----------------------------------------------------------------- plumbing
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              *, api: str = API) -> dict[str, Any]:
+              *, api: str = API, as_user: str | None = None) -> dict[str, Any]:
         url = f"{self._base}{api}{path}"
+        if as_user is not None and self._minter is None:
+            raise SlurmRefused(f"Cannot act as {as_user}: no cluster JWT key (GPUBOT_SLURM_JWT_KEY).")
+        user = as_user or self._user
+        token = self._minter.token(as_user) if as_user and self._minter else self._read_token()
         request = urllib.request.Request(
             url, method=method, data=None if body is None else json.dumps(body).encode(),
-            headers={"X-SLURM-USER-NAME": self._user, "X-SLURM-USER-TOKEN": self._read_token(),
+            headers={"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token,
                      "Content-Type": "application/json", "Accept": "application/json"})
         try:
             with _OPENER.open(request, timeout=self._timeout) as response:

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from bot.adapters.slurm_script import OUTPUT_FILE
+from bot.domain.errors import ContainerStartError
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -52,13 +53,17 @@ def write_private(path: Path, text: str, uid: int, gid: int) -> None:
         os.chown(path, uid, gid)
 
 
-def job_user(name: str) -> tuple[int, int]:
-    """uid and gid of the account jobs run as."""
+def job_user(name: str, *, person: bool = False) -> tuple[int, int]:
+    """uid and gid of the account a job runs as (``person``: a lab member's own)."""
     try:
         entry = pwd.getpwnam(name)
         return entry.pw_uid, entry.pw_gid
-    except KeyError:  # the bot host need not know the account: it must then be it
-        return os.geteuid(), os.getegid()
+    except KeyError:
+        if person:  # their workspace and run folder must be theirs: we need their uid
+            raise ContainerStartError(
+                f"The cluster account {name} is unknown on the bot's host, so its files "
+                f"cannot be made theirs; the host must see the cluster's accounts.") from None
+        return os.geteuid(), os.getegid()  # the service account: then it must be us
 
 
 def http_status(url: str) -> int | str:

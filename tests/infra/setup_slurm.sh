@@ -8,7 +8,8 @@
 #    from configs in a temp dir, and stopped by PID; nothing here is a system service
 #    except munged, which every Slurm daemon and command talks to);
 # 2. a `gpubot` system user: slurmrestd refuses tokens for root, so jobs are submitted
-#    (and run) as this user, as they would be by the bot's service account;
+#    (and run) as this user, as they would be by the bot's service account; and two lab
+#    members' accounts (labalice, labbob) for jobs run as each person;
 # 3. the Jupyter environment the jobs run, unpacked from the test image onto "shared
 #    storage" (tests/infra/slurm/export_env.sh): jobs never `docker run`.
 # MariaDB (slurmdbd's store) is expected on 127.0.0.1:3306, root without a password.
@@ -36,6 +37,10 @@ if ((${#missing[@]})); then
 fi
 
 id gpubot >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash gpubot
+# Two lab members' own cluster accounts: jobs as each person (GPUBOT_SLURM_JWT_KEY)
+for member in labalice labbob; do
+    id "$member" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$member"
+done
 
 if [[ ! -s /etc/munge/munge.key ]]; then
     mungekey --create --keyfile=/etc/munge/munge.key 2>/dev/null \

@@ -1,5 +1,6 @@
-"""What the Slurm inventory reads out of slurmrestd's node and job records (the shapes
-slurmrestd v0.0.38 of Slurm 22.05 returns, as seen on the test cluster)."""
+"""What the Slurm adapters read: slurmrestd's node and job records (the shapes
+slurmrestd v0.0.38 of Slurm 22.05 returns, as seen on the test cluster), the accounts
+file, and the tokens minted for jobs as each person."""
 
 from __future__ import annotations
 
@@ -47,3 +48,46 @@ def test_a_job_is_pinned_to_its_node_only_when_gpubot_chose_one(tmp_path) -> Non
 
     assert describe("gn02")["nodelist"] == "gn02"
     assert "nodelist" not in describe(None)
+
+
+def test_the_accounts_file_links_slack_users_to_logins_and_skips_the_rest() -> None:
+    from bot.adapters.slurm_auth import parse_accounts
+
+    text = """# Slack user   login
+U0ALICE001  alice   # PhD student
+U0BOB00002 bob.smith
+U0ROOT0003 root
+U0BAD00004 Bad;Login
+U0ODD00005
+"""
+    assert parse_accounts(text) == {"U0ALICE001": "alice", "U0BOB00002": "bob.smith"}
+
+
+def test_a_minted_token_names_the_login_and_expires_soon(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    import jwt
+
+    from bot.adapters.slurm_auth import TOKEN_LIFESPAN_S, TokenMinter
+
+    key = tmp_path / "jwt.key"
+    key.write_bytes(b"k" * 32)
+    minter = TokenMinter(key)
+    claims = jwt.decode(minter.token("alice"), key.read_bytes(), algorithms=["HS256"])
+    assert claims["sun"] == "alice"
+    assert 0 < claims["exp"] - time.time() <= TOKEN_LIFESPAN_S
+    assert minter.token("alice") == minter.token("alice")  # reused while fresh
+    assert minter.token("bob") != minter.token("alice")
+
+
+def test_jobs_as_each_person_need_both_the_key_and_the_accounts() -> None:
+    import pytest
+
+    from bot.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError):
+        load_settings(GPUBOT_SLURM_JWT_KEY="/etc/k")
+    with pytest.raises(SettingsError):
+        load_settings(GPUBOT_SLURM_ACCOUNTS="/etc/a")
+    both = load_settings(GPUBOT_SLURM_JWT_KEY="/etc/k", GPUBOT_SLURM_ACCOUNTS="/etc/a")
+    assert both.slurm_accounts is not None and both.slurm_jwt_key is not None
