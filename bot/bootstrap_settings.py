@@ -94,7 +94,7 @@ def make_inventory(settings: Settings) -> GpuInventory:
         from bot.adapters.slurm_inventory import SlurmInventory
 
         return SlurmInventory(_slurm_rest(settings), partition=settings.slurm_partition,
-                              host=settings.host_name)
+                              host=settings.host_name, gpu_type=settings.slurm_gpu_type)
     if settings.fake_gpus:
         from bot.adapters.fake_gpus import SyntheticInventory
 

@@ -54,40 +54,34 @@ def run_checks(
                                "run `gpubot doctor` again; if it persists, report it with this line")
 
     driver: list[DriverInfo] = []
-    results = [guard("GPUs (NVML)", lambda: _nvml(fake_gpus, host, inventory_factory, driver))]
+    results: list[CheckResult] = []
     client: Any = None
-    docker_error = ""
-    try:
-        from bot.adapters import docker_checks
-
-        client = (docker_client_factory or docker_checks.connect)()
-    except ImportError as exc:
-        docker_error = f"the `docker` Python package cannot be imported ({exc})"
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        docker_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    facts = guard_value(lambda: docker_checks.image_facts(client, image)) if client else None
-    results.append(guard("CUDA: driver vs image", lambda: _cuda(fake_gpus, image, driver, facts)))
-    results.append(guard("Docker engine", lambda: _docker(client, docker_error)))
-    results.append(guard("Docker GPU request", lambda: _gpu_request(fake_gpus, client, image, facts)))
-    results.append(guard("Jupyter image", lambda: _image(client, image, facts)))
+    facts: Any = None
+    on_this_host = slurm is None  # on Slurm, GPUs, images and ports are the nodes': not here
+    if on_this_host:
+        client, facts = _docker_host_checks(results, guard, fake_gpus=fake_gpus, host=host, image=image,
+                                     inventory_factory=inventory_factory, driver=driver,
+                                     docker_client_factory=docker_client_factory)
     results.append(guard("Workspace root", lambda: _workspace(workspace_root, min_free_bytes)))
     results.append(guard("Database", lambda: _database(database_check)))
     results.append(guard("Slack token", lambda: _slack(slack_token, slack_api_url)))
     results.append(guard("Admin channel", lambda: _admin_channel(slack_token, slack_api_url,
                                                                  admin_channel)))
-    results.append(guard("Port range", lambda: _ports(bind_address, port_range, expected_busy_ports)))
     from bot import doctor_engine as eng  # the engine's containment (issue 11.14, 16, 17)
 
-    results.append(guard("Docker live-restore", lambda: eng.live_restore(client)))
-    results.append(guard("Lease isolation", lambda: eng.lease_isolation(block_host_access)))
-    results.append(guard("Writable layer bound", lambda: eng.writable_layer(
-        client, image, rootfs_size, facts is not None)))
+    if on_this_host:
+        results.append(guard("Port range", lambda: _ports(bind_address, port_range,
+                                                          expected_busy_ports)))
+        results.append(guard("Docker live-restore", lambda: eng.live_restore(client)))
+        results.append(guard("Lease isolation", lambda: eng.lease_isolation(block_host_access)))
+        results.append(guard("Writable layer bound", lambda: eng.writable_layer(
+            client, image, rootfs_size, facts is not None)))
     results.append(guard("Workspace usage", lambda: eng.workspace_usage(workspace_root)))
     from bot import doctor_access as acc  # HTTPS and environments (issue 13)
 
     results.append(guard(acc.PROXY, lambda: acc.proxy(proxy, domain)))
     results.append(guard(acc.CERT, lambda: acc.certificate(proxy, domain, proxy_root_file)))
-    if environments:
+    if environments and on_this_host:
         results.append(guard(acc.ENVS, lambda: acc.environments(fake_gpus, environments,
                                                                 driver, client)))
     from bot import doctor_ops as ops  # the engine's controller, /metrics (issue 14, 15)
@@ -126,6 +120,33 @@ def run_checks_for_settings(settings: Any, **overrides: Any) -> list[CheckResult
                            "time_limit": settings.max_lease + settings.slurm_grace,
                            "gpu_type": settings.slurm_gpu_type}
     return run_checks(**{**inputs, **overrides})
+
+
+def _docker_host_checks(results: list[CheckResult], guard: Callable[..., CheckResult], *,
+                        fake_gpus: int, host: str, image: str,
+                        inventory_factory: Callable[[], GpuInventory] | None,
+                        driver: list[DriverInfo],
+                        docker_client_factory: Callable[[], Any] | None) -> tuple[Any, Any]:
+    """NVML, the driver against the image, Docker and its GPU request, the image: what a
+    Docker host needs. Returns the Docker client (None when unreachable) and what it
+    knows of the image (None when it has none)."""
+    results.append(guard("GPUs (NVML)", lambda: _nvml(fake_gpus, host, inventory_factory, driver)))
+    client: Any = None
+    docker_error = ""
+    try:
+        from bot.adapters import docker_checks
+
+        client = (docker_client_factory or docker_checks.connect)()
+    except ImportError as exc:
+        docker_error = f"the `docker` Python package cannot be imported ({exc})"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        docker_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    facts = guard_value(lambda: docker_checks.image_facts(client, image)) if client else None
+    results.append(guard("CUDA: driver vs image", lambda: _cuda(fake_gpus, image, driver, facts)))
+    results.append(guard("Docker engine", lambda: _docker(client, docker_error)))
+    results.append(guard("Docker GPU request", lambda: _gpu_request(fake_gpus, client, image, facts)))
+    results.append(guard("Jupyter image", lambda: _image(client, image, facts)))
+    return client, facts
 
 
 def guard_value(call: Callable[[], Any]) -> Any:

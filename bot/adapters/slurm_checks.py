@@ -5,15 +5,14 @@ gpubot asks for. Each returns plain values; ``bot.doctor`` judges and renders.""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.adapters.slurm_inventory import gres_gpus
 from bot.adapters.slurm_rest import SlurmRest
 from bot.domain.errors import ContainerStartError
 
 _INFINITE = 0xFFFFFFFF  # Slurm's INFINITE (MaxTime=UNLIMITED)
-_GRES = re.compile(r"gpu(?::(?P<type>[^:(,]+))?:(?P<count>\d+)")
 
 
 @dataclass(frozen=True)
@@ -75,9 +74,9 @@ def _gres(rest: SlurmRest, partition: str, gpu_type: str) -> SlurmCheck:
     nodes = [n for n in rest.nodes() if partition in (n.get("partitions") or [])]
     offer: dict[str, int] = {}
     for node in nodes:
-        for m in _GRES.finditer(str(node.get("gres") or "")):
-            if not gpu_type or m.group("type") == gpu_type:
-                offer[str(node.get("name"))] = offer.get(str(node.get("name")), 0) + int(m.group("count"))
+        _, count = gres_gpus(node.get("gres"), gpu_type)
+        if count:
+            offer[str(node.get("name"))] = count
     what = f"gpu:{gpu_type}" if gpu_type else "gpu"
     if not offer:
         return SlurmCheck("gres", False, f"no node of {partition} offers {what}",

@@ -1,6 +1,7 @@
 """``GpuInventory`` of a Slurm partition (GPUBOT_ENGINE=slurm), from slurmrestd.
 
-Each GPU of each node in the partition (its GRES, e.g. ``gpu:a100:4``) is one leasable
+Each GPU of each node in the partition (its GRES, e.g. ``gpu:a100:4``; only the
+GPUBOT_SLURM_GPU_TYPE ones, when set) is one leasable
 unit, ``SLURM-<node>/<index>`` (``slot_uuid``). gpubot grants units as on one host, so its
 fair queue decides who is next; the Slurm engine then pins the lease's job to the unit's
 node and Slurm picks the GPUs there, enforces and accounts them. The units of a node that
@@ -34,10 +35,13 @@ _LOST = frozenset({"DOWN", "DRAIN", "DRAINED", "DRAINING", "FAIL", "FAILING", "F
                    "POWERING_DOWN", "REBOOT_REQUESTED", "REBOOT_ISSUED", "INVALID_REG"})
 
 
-def gres_gpus(gres: str | None) -> tuple[str, int]:
-    """(type, count) of a node's GPU GRES: ``gpu:a100:4(S:0)`` -> ("a100", 4)."""
+def gres_gpus(gres: str | None, gpu_type: str = "") -> tuple[str, int]:
+    """(type, count) of a node's GPU GRES of ``gpu_type`` (any when empty):
+    ``gpu:a100:4(S:0)`` -> ("a100", 4)."""
     total, kind = 0, ""
     for match in _GRES.finditer(gres or ""):
+        if gpu_type and match["type"] != gpu_type:
+            continue
         total += int(match["count"])
         kind = kind or (match["type"] or "")
     return kind, total
@@ -67,8 +71,9 @@ def node_trouble(node: Mapping[str, Any]) -> str | None:
 
 
 class SlurmInventory:
-    def __init__(self, rest: SlurmRest, *, partition: str, host: str, ttl: float = 1.0) -> None:
-        self._rest, self._partition, self._host = rest, partition, host
+    def __init__(self, rest: SlurmRest, *, partition: str, host: str, gpu_type: str = "",
+                 ttl: float = 1.0) -> None:
+        self._rest, self._partition, self._host, self._gpu_type = rest, partition, host, gpu_type
         self.ttl = ttl  # seconds a listing is reused
         self._lock = threading.Lock()
         self._cached: tuple[float, list[GpuInfo]] | None = None
@@ -90,7 +95,7 @@ class SlurmInventory:
         gpus = []
         for node in sorted(nodes, key=lambda n: str(n.get("name"))):
             name = str(node.get("name"))
-            kind, count = gres_gpus(node.get("gres"))
+            kind, count = gres_gpus(node.get("gres"), self._gpu_type)
             trouble = node_trouble(node)
             held = foreign.get(name, set())
             for index in range(count):

@@ -131,10 +131,12 @@ def wait_ended(cluster: Cluster, job: int, timeout: float = 60.0) -> str:
 
 
 def cancel_all(cluster: Cluster) -> None:
-    """Between tests: nothing of one test holds the next one's GPUs."""
-    cluster.run("scancel", "-u", cluster.user, check=False)
+    """Between tests: nothing of one test (any user's job) holds the next one's GPUs."""
+    jobs = cluster.run("squeue", "-h", "-o", "%i", check=False).split()
+    if jobs:
+        cluster.run("scancel", *jobs, check=False)
     deadline = time.monotonic() + 60
-    while cluster.run("squeue", "-h", "-u", cluster.user, "-t", "PD,R,CG,CF", "-o", "%i", check=False).strip():
+    while cluster.run("squeue", "-h", "-t", "PD,R,CG,CF", "-o", "%i", check=False).strip():
         if time.monotonic() > deadline:
             raise AssertionError("jobs did not end:\n" + cluster.run("squeue", check=False))
         time.sleep(0.2)

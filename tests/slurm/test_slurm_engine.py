@@ -183,10 +183,10 @@ def test_two_racing_starts_of_one_lease_leave_one_job(cluster: Cluster, runtime:
     s = spec()
     submit, submitted = runtime._rest.submit, []
 
-    def racing_submit(script: str, job: dict) -> int:
+    def racing_submit(script: str, job: dict, **how: object) -> int:
         if not submitted:
-            submitted.append(submit(script, job))  # the other racer's, a moment earlier
-        submitted.append(submit(script, job))
+            submitted.append(submit(script, job, **how))  # the other racer's, a moment earlier
+        submitted.append(submit(script, job, **how))
         return submitted[-1]
 
     monkeypatch.setattr(runtime._rest, "submit", racing_submit)

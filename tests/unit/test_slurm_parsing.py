@@ -15,6 +15,9 @@ def test_a_nodes_gpu_gres_gives_its_type_and_count() -> None:
     assert gres_gpus("gpu:8") == ("", 8)
     assert gres_gpus("craynetwork:4,gpu:h100:2(S:0-1)") == ("h100", 2)
     assert gres_gpus("") == ("", 0) and gres_gpus(None) == ("", 0)
+    mixed = "gpu:a100:2(S:0),gpu:v100:4(S:1)"
+    assert gres_gpus(mixed, "v100") == ("v100", 4)  # GPUBOT_SLURM_GPU_TYPE: only those
+    assert gres_gpus(mixed, "h100") == ("", 0)
 
 
 def test_gres_indices_expand_ranges_and_ignore_none() -> None:
