@@ -1,7 +1,8 @@
 """The bot's services on the Slurm engine (GPUBOT_ENGINE=slurm) against the real test
 cluster, built by the composition root as `gpubot serve` builds them: the partition's GPUs
 are the inventory, a lease's job is pinned to the node its GPUs were granted on, its
-access URL is that node's, an extend moves Slurm's time limit, release cancels, a full
+access URL is that node's, an extend moves Slurm's time limit, release and expiry cancel
+(the workspace stays), a full
 cluster queues in gpubot's fair queue, a job Slurm holds pending shows in `/gpu queue`,
 and a lost node fails its lease with "host lost" and is not granted again."""
 
@@ -95,6 +96,17 @@ def test_a_claim_runs_on_the_granted_node_and_its_url_is_the_nodes(
     state = eng.wait_ended(cluster, eng_job := int(job["job_id"]))
     assert state in ("", "CANCELLED"), state
     assert "CANCELLED" in cluster.run("sacct", "-X", "-n", "-j", str(eng_job), "-o", "State")
+
+
+def test_expiry_cancels_the_job_and_keeps_the_workspace(kit: Harness, cluster: Cluster) -> None:
+    lease = kit.claims.start(kit.claims.claim(user_id="USLURME", duration=H).id or 0)
+    job = eng.job_id_of(cluster, lease.id or 0)
+    kit.clock.advance(H + timedelta(seconds=1))
+    assert kit.lifecycle.expire() == 1
+    assert eng.wait_ended(cluster, job) in ("", "CANCELLED")
+    assert "CANCELLED" in cluster.run("sacct", "-X", "-n", "-j", str(job), "-o", "State")
+    assert reread(kit, lease.id or 0).status is LeaseStatus.EXPIRED
+    assert kit.notifier.of("expired") and (eng.workspaces(cluster) / "USLURME").is_dir()
 
 
 def test_a_full_cluster_queues_in_gpubots_line_and_a_release_starts_the_next(
