@@ -137,7 +137,10 @@ def _text(call: Any) -> str:
     return str(call.args.get("text") or "")
 
 
-def claim_once(bot: ServedBot, client: Any, user: str, *, timeout: float = 120.0) -> ClaimRun:
+def claim_once(bot: ServedBot, client: Any, user: str, *, timeout: float = 120.0,
+               check: Any = None) -> ClaimRun:
+    """One claim → access DM → release. ``check(dm)``, when given, runs on the access DM
+    before the release (outside the timing), e.g. to open its URL."""
     slack = bot.slack
     t0 = time.time()
     env = slack.slash_command(user, "claim 2h")
@@ -165,6 +168,8 @@ def claim_once(bot: ServedBot, client: Any, user: str, *, timeout: float = 120.0
                     if c.method == method and _text(c).startswith(prefix)), None)
         if hit is not None and hit.time <= dm.time:
             run.marks[label] = hit.time - t0
+    if check is not None:
+        check(dm)
     # give the lease back and wait until its container is gone
     t1 = time.monotonic()
     slack.slash_command(user, "release")  # the only open lease of this user
@@ -178,10 +183,10 @@ def claim_once(bot: ServedBot, client: Any, user: str, *, timeout: float = 120.0
 
 
 def claim_retrying(bot: ServedBot, client: Any, user: str, disturbed: list[str],
-                   log: Any) -> ClaimRun:
+                   log: Any, check: Any = None) -> ClaimRun:
     for _ in range(3):
         try:
-            return claim_once(bot, client, user)
+            return claim_once(bot, client, user, check=check)
         except Disturbed as exc:
             disturbed.append(str(exc))
             log(f"  disturbed from outside, retrying: {exc}")
@@ -191,8 +196,20 @@ def claim_retrying(bot: ServedBot, client: Any, user: str, disturbed: list[str],
 
 
 # --------------------------------------------------------------------------- figure
-def run(bot: ServedBot, client: Any, *, repeats: int, workdir: Path,
-        log: Any = print) -> Section:
+@dataclass
+class Interleaved:
+    floors: list[FloorRun]
+    claims: dict[str, list[ClaimRun]]  # by bot
+    warm_floor: FloorRun
+    warm_claims: dict[str, ClaimRun]
+    disturbed: list[str]
+
+
+def interleaved(bots: dict[str, tuple[ServedBot, Any]], client: Any, workdir: Path, *,
+                repeats: int, log: Any) -> Interleaved:
+    """``repeats`` rounds of one floor run and one claim through each of ``bots`` (name →
+    the bot and a ``check`` as in ``claim_once``, or None), the order rotating from round
+    to round, after one warm-up of each (not counted)."""
     from bench.serve import BENCH_USER_IDS
     from tests.infra import docker_engine as eng
 
@@ -201,26 +218,55 @@ def run(bot: ServedBot, client: Any, *, repeats: int, workdir: Path,
     users = BENCH_USER_IDS
     settle = 0.5
     disturbed: list[str] = []
+    order = ["floor", *bots]
     try:
-        log("  warm-up: one floor run and one claim (not counted)")
+        log("  warm-up: one floor run and one claim per bot (not counted)")
         warm_floor = floor.run_once()
-        warm_claim = claim_retrying(bot, client, users[0], disturbed, log)
+        warm = {name: claim_retrying(bot, client, users[0], disturbed, log, check)
+                for name, (bot, check) in bots.items()}
         floors: list[FloorRun] = []
-        claims: list[ClaimRun] = []
+        claims: dict[str, list[ClaimRun]] = {name: [] for name in bots}
         for i in range(repeats):
-            order = ("floor", "claim") if i % 2 == 0 else ("claim", "floor")
-            for what in order:
+            shift = i % len(order)
+            for what in order[shift:] + order[:shift]:
                 time.sleep(settle)
                 if what == "floor":
                     floors.append(floor.run_once())
                 else:
-                    claims.append(claim_retrying(bot, client, users[i % len(users)], disturbed,
-                                                 log))
-            log(f"  {i + 1:2d}/{repeats}: floor {floors[-1].total:.3f} s, "
-                f"claim→DM {claims[-1].total:.3f} s (lease {claims[-1].lease_id})")
+                    bot, check = bots[what]
+                    claims[what].append(claim_retrying(bot, client, users[i % len(users)],
+                                                       disturbed, log, check))
+            log(f"  {i + 1:2d}/{repeats}: floor {floors[-1].total:.3f} s, " + ", ".join(
+                f"{name} claim→DM {runs[-1].total:.3f} s" for name, runs in claims.items()))
     finally:
         floor.cleanup()
+    return Interleaved(floors, claims, warm_floor, warm, disturbed)
 
+
+def phase_rows(claims: list[ClaimRun]) -> list[list[str]]:
+    """Where the bot's time goes: the ack, then the intervals between its progress
+    messages (a table's rows: phase, then the summary cells)."""
+    prev = "send"
+    rows = [row("ack of the claim envelope", Summary.of(r.ack for r in claims).scaled(1000),
+                "{:.1f}")]
+    rows[0][0] += " (ms)"
+    for label, _, _ in PHASES:
+        spans = []
+        for r in claims:
+            start = 0.0 if prev == "send" else r.marks.get(prev)
+            end = r.marks.get(label)
+            if start is not None and end is not None:
+                spans.append(end - start)
+        rows.append(row(f"{prev} → {label}", Summary.of(spans), "{:.3f}"))
+        prev = label
+    return rows
+
+
+def run(bot: ServedBot, client: Any, *, repeats: int, workdir: Path,
+        log: Any = print) -> Section:
+    got = interleaved({"bot": (bot, None)}, client, workdir, repeats=repeats, log=log)
+    floors, claims, warm_floor = got.floors, got.claims["bot"], got.warm_floor
+    warm_claim, disturbed = got.warm_claims["bot"], got.disturbed
     f_total = Summary.of(r.total for r in floors)
     c_total = Summary.of(r.total for r in claims)
     diff = c_total.median - f_total.median
@@ -247,21 +293,7 @@ def run(bot: ServedBot, client: Any, *, repeats: int, workdir: Path,
         ["warm-up (not counted): floor / bot", (f"{warm_floor.total:.3f} s / "
                                                f"{warm_claim.total:.3f} s")],
     ]))
-    # where the bot's time goes: intervals between its progress messages
-    prev = "send"
-    rows = [row("ack of the claim envelope", Summary.of(r.ack for r in claims).scaled(1000),
-                "{:.1f}")]
-    rows[0][0] += " (ms)"
-    marks = [label for label, _, _ in PHASES]
-    for label in marks:
-        spans = []
-        for r in claims:
-            start = 0.0 if prev == "send" else r.marks.get(prev)
-            end = r.marks.get(label)
-            if start is not None and end is not None:
-                spans.append(end - start)
-        rows.append(row(f"{prev} → {label}", Summary.of(spans), "{:.3f}"))
-        prev = label
+    rows = phase_rows(claims)
     rows.append(row("floor: create", Summary.of(r.create for r in floors), "{:.3f}"))
     rows.append(row("floor: start", Summary.of(r.start for r in floors), "{:.3f}"))
     rows.append(row("floor: start returned → /login 200", Summary.of(r.ready for r in floors),

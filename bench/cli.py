@@ -236,7 +236,22 @@ machine); kept here rather than in docstrings. The figures above are this run's.
   pause inside a 10,000-lease reconcile tick went from 113 ms to about 20 ms.
 - `LeaseRepo.serialize_grants` (a PostgreSQL advisory lock per host): without it, 200
   simultaneous claims for 8 GPUs convoyed on the allocation keys, 40 statements a claim
-  instead of 10."""
+  instead of 10.
+- Figure 9's download through Caddy (2026-12-01, this 2-core machine while other work ran
+  on it, load 1.5-4; HTTP/1.1 unless said, medians of 3-7 alternating runs per variant):
+  the client is not the cause: curl gave the same ratio as requests (406 vs 811 MB/s),
+  and requests' read size changed nothing (`iter_content` 1 MiB or 8 MiB, `readinto`:
+  250-253 MB/s through Caddy alike). Nor are Caddy's settings: `flush_interval -1` 347,
+  transport read/write buffers of 256 KiB 375, both 329, against 361 MB/s as configured.
+  The cost is TLS, on both ends: Caddy as a plain-HTTP reverse proxy kept 85-104 % of
+  direct (688 vs 811, 628 vs 605 MB/s in two runs), Caddy serving the file itself over
+  TLS with no upstream fell to 483 (of 605); Caddy's CPU profile
+  (admin API /debug/pprof) during the downloads was 47 % read/write system calls and 31 %
+  AES-GCM, and TLS 1.3 already picks the cheapest suite here, TLS_AES_128_GCM_SHA256
+  (AES-256-GCM 353, ChaCha20-Poly1305 300 MB/s). HTTP/2, which browsers negotiate through
+  Caddy, costs more again: 253 MB/s, 0.25 CPU s per 100 MB in Caddy against 0.13 over
+  HTTP/1.1 (Go's HTTP/2 server hands every 16 KiB frame to another goroutine). A route
+  change through the admin API (`add_route`) takes 4 ms (median of 10)."""
 
 
 def render_markdown(sections: list[Section], machine: dict[str, str], argv: list[str],
@@ -329,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
 
         _log("\n== access")
         sections.append(_measured("access", lambda: access.run(
-            status_reps=10 if args.quick else 50, downloads=1 if args.quick else 3,
-            logins=3 if args.quick else 10, log=_log)))
+            status_reps=10 if args.quick else 50, downloads=1 if args.quick else 5,
+            logins=3 if args.quick else 10, claims=sizes.claims, log=_log)))
     if "idle" in selected:
         _log("\n== idle")
         sections.append(_measured("idle", lambda: run_isolated(
