@@ -120,10 +120,21 @@ def test_a_full_cluster_queues_in_gpubots_line_and_a_release_starts_the_next(
     assert waiting.status is LeaseStatus.QUEUED  # gpubot's fair queue, no job submitted
     assert not cluster.run("squeue", "-h", "-n", f"gpubot-{waiting.id}", "-o", "%i").strip()
 
+    placed = {lease.id: kit.runtime.placement(lease.id) for lease in held}
+    pairs = {(p.node, i) for p in placed.values() if p for i in p.gpu_indices}
+    assert len(pairs) == total, placed  # every GPU once, as the jobs themselves report
+    accounted = eng.gpu_indices(cluster)  # and as slurmctld accounts them
+    assert sorted((n, i) for n, idx in accounted.values() for i in idx) == sorted(pairs)
+
     kit.leases.release(user_id="USLURM0")  # the pass grants it; its start follows
     started = reread(kit, waiting.id or 0)
     assert started.status is LeaseStatus.ACTIVE, kit.notifier.kinds(waiting.id)
     assert set(started.gpu_uuids) == set(held[0].gpu_uuids)
+    freed, got = placed[held[0].id], kit.runtime.placement(waiting.id)
+    assert freed and got and (got.node, got.gpu_indices) == (freed.node, freed.gpu_indices)
+    indices = eng.gpu_indices(cluster)
+    pairs_now = [(n, i) for n, idx in indices.values() for i in idx]
+    assert len(pairs_now) == len(set(pairs_now)) == total, f"a GPU index held twice: {indices}"
 
 
 def test_a_job_slurm_holds_pending_is_shown_in_the_queue_and_starts_when_placed(

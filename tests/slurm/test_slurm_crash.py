@@ -21,9 +21,10 @@ from tests.infra.slurm_cluster import ENV_ROOT, GPU_TYPE, Cluster
 from tests.support import jupyter
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
-FAST = {"GPUBOT_READY_TIMEOUT": "60s", "GPUBOT_STARTING_GRACE": "1s",
+FAST = {"GPUBOT_READY_TIMEOUT": "20s", "GPUBOT_STARTING_GRACE": "1s",
         "GPUBOT_EFFECT_RETRY_AFTER": "2s", "GPUBOT_RECONCILE_SECONDS": "1"}
-POINTS = ["claim.after_lease_row", "claim.after_start", "access.after_commit"]
+# Before the job is submitted the engine plays no part (tests/e2e/test_crash_recovery.py)
+POINTS = ["claim.after_start", "access.after_commit"]
 
 
 def slurm_env(cluster: Cluster, state: Path, host: str) -> dict[str, str]:
@@ -102,10 +103,7 @@ def test_the_bot_killed_mid_claim_is_recovered_by_one_reconcile(
     try:
         found = slack_standin.wait_for(lambda: settled(restarted, cluster, host), timeout=120,
                                        message=f"not settled after {point}")
-        if point == "claim.after_lease_row":  # nothing was started: the claim failed, told
-            assert found["outcome"].startswith("told: ")
-        else:
-            assert found["outcome"] == "working", restarted.log_text()[-3000:]
+        assert found["outcome"] == "working", restarted.log_text()[-3000:]
         assert all(len(js) == 1 for js in found["jobs"].values()), found["jobs"]  # no duplicate
     finally:
         restarted.process.send_signal(signal.SIGTERM)
