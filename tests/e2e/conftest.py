@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -16,10 +17,13 @@ from pathlib import Path
 
 import docker
 import pytest
+import requests
+from sqlalchemy import create_engine, text
 
 from tests.infra import docker_engine as eng
 from tests.integration.conftest import docker_client, lease_ids  # noqa: F401 (fixtures)
 from tests.slack_standin import SlackStandIn
+from tests.support import jupyter
 
 ALICE, BOB, CAROL = "U0ALICE001", "U0BOB00002", "U0CAROL003"
 ADMIN_CHANNEL = "C0GPUADMIN"
@@ -36,6 +40,30 @@ class ServedBot:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def query(bot: ServedBot, sql: str) -> list:
+    engine = create_engine(f"sqlite:///{bot.workdir}/gpubot.db")
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql)))
+    finally:
+        engine.dispose()
+
+
+def told(bot: ServedBot, user: str = BOB) -> str | None:
+    """'working' with a password that logs in, 'failed' with the reason, else None."""
+    for message in reversed(bot.slack.dms(user)):
+        if "could not start" in message.text or "has ended" in message.text:
+            return "told: " + message.text
+        found = re.search(r"\*Password\*\n`([^`]+)`", message.all_text)
+        if found:
+            url = re.search(r"http://127\.0\.0\.1:\d+", message.text).group(0)
+            try:
+                return "working" if jupyter.logs_in(url, found.group(1)) else "bad password"
+            except requests.ConnectionError:
+                return None  # not (or no longer) answering: keep waiting for news
+    return None
 
 
 def _env(slack: SlackStandIn, tmp_path: Path, low: int) -> dict[str, str]:

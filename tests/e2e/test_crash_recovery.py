@@ -6,17 +6,13 @@ clear failure), the workspace intact."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from pathlib import Path
 
 import pytest
-import requests
-from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import BOB, ServedBot, launch, stop
-from tests.support import jupyter
+from tests.e2e.conftest import BOB, ServedBot, launch, query, stop, told
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 FAST = {"GPUBOT_READY_TIMEOUT": "15s", "GPUBOT_STARTING_GRACE": "1s",
@@ -33,30 +29,6 @@ def seed_workspace(root: Path) -> Path:
     home.chmod(0o700)
     (home / "thesis.ipynb").write_text("precious")
     return home / "thesis.ipynb"
-
-
-def query(bot: ServedBot, sql: str) -> list:
-    engine = create_engine(f"sqlite:///{bot.workdir}/gpubot.db")
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)))
-    finally:
-        engine.dispose()
-
-
-def told(bot: ServedBot) -> str | None:
-    """'working' with a password that logs in, 'failed' with the reason, else None."""
-    for message in reversed(bot.slack.dms(BOB)):
-        if "could not start" in message.text or "has ended" in message.text:
-            return "told: " + message.text
-        found = re.search(r"\*Password\*\n`([^`]+)`", message.all_text)
-        if found:
-            url = re.search(r"http://127\.0\.0\.1:\d+", message.text).group(0)
-            try:
-                return "working" if jupyter.logs_in(url, found.group(1)) else "bad password"
-            except requests.ConnectionError:
-                return None  # not (or no longer) answering: keep waiting for news
-    return None
 
 
 def settled(bot: ServedBot, docker_client) -> dict | None:

@@ -6,19 +6,15 @@ per lease ever submitted, and no live job of an ended lease."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import signal
 from pathlib import Path
 
 import pytest
-import requests
-from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import BOB, ServedBot, launch
+from tests.e2e.conftest import BOB, ServedBot, launch, query, told
 from tests.infra import slurm_engine as eng
 from tests.infra.slurm_cluster import ENV_ROOT, GPU_TYPE, Cluster
-from tests.support import jupyter
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 FAST = {"GPUBOT_READY_TIMEOUT": "20s", "GPUBOT_STARTING_GRACE": "1s",
@@ -49,29 +45,6 @@ def jobs_of(cluster: Cluster, host: str) -> dict[int, list[tuple[int, str]]]:
         if name.startswith("gpubot-") and labels.get("gpubot.host") == host:
             found.setdefault(int(name.removeprefix("gpubot-")), []).append((int(job), state))
     return found
-
-
-def query(bot: ServedBot, sql: str) -> list:
-    engine = create_engine(f"sqlite:///{bot.workdir}/gpubot.db")
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)))
-    finally:
-        engine.dispose()
-
-
-def told(bot: ServedBot) -> str | None:
-    for message in reversed(bot.slack.dms(BOB)):
-        if "could not start" in message.text:
-            return "told: " + message.text
-        found = re.search(r"\*Password\*\n`([^`]+)`", message.all_text)
-        if found:
-            url = re.search(r"http://127\.0\.0\.1:\d+", message.text).group(0)
-            try:
-                return "working" if jupyter.logs_in(url, found.group(1)) else "bad password"
-            except requests.ConnectionError:
-                return None
-    return None
 
 
 def settled(bot: ServedBot, cluster: Cluster, host: str) -> dict | None:
