@@ -129,7 +129,7 @@ class SlurmRuntime:
         if not (env / "venv" / "bin" / "jupyter").is_file():
             raise ImageMissing(
                 f"The environment {image} is not unpacked on the cluster's shared storage.",
-                detail=f"{env}/venv/bin/jupyter is missing (tests/infra/slurm/export_env.sh)")
+                detail=f"{env}/venv/bin/jupyter is missing (deploy/slurm/export_env.sh)")
         login = self._accounts.login(spec.user_id) if self._accounts else None
         uid, gid = job_user(login, person=True) if login else job_user(self._config.user)
         workspace = prepare_workspace(self._config.workspace_root, spec.user_id, uid)

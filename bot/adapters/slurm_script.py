@@ -1,7 +1,7 @@
 """The batch job of one lease: its description for slurmrestd and its script.
 
 Jupyter runs from the image's own Python environment unpacked on shared storage
-(``<env root>/<image>/venv``, tests/infra/slurm/export_env.sh), never through a container
+(``<env root>/<image>/venv``, deploy/slurm/export_env.sh), never through a container
 daemon: a ``docker run`` inside a job escapes the job's process tree and survives
 ``scancel``, while a venv process is the job's own child, so Slurm's signals and
 proctrack end it. The job script

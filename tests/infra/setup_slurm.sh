@@ -11,7 +11,7 @@
 #    (and run) as this user, as they would be by the bot's service account; and two lab
 #    members' accounts (labalice, labbob) for jobs run as each person;
 # 3. the Jupyter environment the jobs run, unpacked from the test image onto "shared
-#    storage" (tests/infra/slurm/export_env.sh): jobs never `docker run`.
+#    storage" (deploy/slurm/export_env.sh): jobs never `docker run`.
 # MariaDB (slurmdbd's store) is expected on 127.0.0.1:3306, root without a password.
 # Idempotent: what is already there is left alone.
 set -euo pipefail
@@ -60,7 +60,7 @@ mysqladmin -uroot -h127.0.0.1 ping >/dev/null 2>&1 \
     || log "WARNING: MariaDB does not answer on 127.0.0.1:3306; slurmdbd (sacct, operators) will not start"
 
 if docker image inspect "$TEST_IMAGE" >/dev/null 2>&1; then
-    bash "$HERE/slurm/export_env.sh" "$TEST_IMAGE" "$ENV_ROOT"
+    bash "$HERE/../../deploy/slurm/export_env.sh" "$TEST_IMAGE" "$ENV_ROOT"
 else
     log "WARNING: $TEST_IMAGE is not built (tests/infra/build_images.sh); no Jupyter environment for jobs"
 fi
