@@ -51,6 +51,10 @@ def main() -> None:
         from bench import concurrency
 
         section = concurrency.run(log=_log, **kwargs)
+    elif name.startswith("slurm_"):
+        from bench import slurm
+
+        section = slurm.figure(name, log=_log, **kwargs)
     else:
         raise SystemExit(f"unknown figure {name}")
     print(MARK + json.dumps(dataclasses.asdict(section)), flush=True)

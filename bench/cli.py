@@ -17,7 +17,7 @@ from typing import Any
 from bench._figure import run_isolated
 from bench.result import Section, Target, text_table
 
-NAMES = ("claim", "ack", "concurrency", "ticks", "memory", "queue", "idle", "access")
+NAMES = ("claim", "ack", "concurrency", "ticks", "memory", "queue", "idle", "access", "slurm")
 SERVED = {"claim", "ack", "memory"}  # one `gpubot serve` with 16 synthetic GPUs
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -160,7 +160,7 @@ def growth_section(sections: list[Section]) -> Section | None:
     from bench.queue_handoff import HISTORY_SIZES
     from bench.result import Table
 
-    got = {k: v for s in sections if s.key in ("queue", "idle") and not s.error
+    got = {k: v for s in sections if s.key in ("queue", "idle", "slurm") and not s.error
            for k, v in s.metrics.items()}
     if not got:
         return None
@@ -190,6 +190,10 @@ def growth_section(sections: list[Section]) -> Section | None:
             rows.append([f"idle sample tick, every lease idle ({backend})", what,
                          f"{vals[0]:.1f} ms", f"{vals[3]:.1f} ms", ratio(vals[0], vals[3]),
                          ratio(vals[1], vals[4]), f"{vals[2]:.0f} → {vals[5]:.0f}"])
+    from bench.slurm import GROWTH_METHOD, growth_rows
+
+    slurm_rows = growth_rows(got)
+    rows += slurm_rows
     section = Section("growth", "8. How each cost grows", method=(
         "Ratios of the figures measured above in this run: the queue hand-off of figure 6 "
         f"with {small:,} and with {large:,} leases in the bot's database; the idle *sample* "
@@ -198,7 +202,7 @@ def growth_section(sections: list[Section]) -> Section | None:
         "active lease per GPU, so GPUs ×10 is also active and idle leases ×10). A ratio "
         "of 1.00× means the cost does not grow; 10× would be linear. The two hand-off figures "
         "come from two bots running side by side, their hand-offs interleaved, so the "
-        "machine's load weighs on both alike."))
+        "machine's load weighs on both alike." + (GROWTH_METHOD if slurm_rows else "")))
     section.tables.append(Table("", ["cost", "grown by", "median before", "median after",
                                      "ratio of medians", "ratio of p99", "statements"],
                                 rows, left=2))
@@ -208,12 +212,14 @@ def growth_section(sections: list[Section]) -> Section | None:
 HOW_TO_RUN = """## How to run
 
 From the repository root, as root on the machine with the test Docker engine and
-PostgreSQL (`tests/infra/setup_docker.sh`, `tests/infra/build_images.sh`):
+PostgreSQL (`tests/infra/setup_docker.sh`, `tests/infra/build_images.sh`) and, for the
+Slurm figures, the test cluster's parts (`tests/infra/setup_slurm.sh`; without them those
+figures say why and are not measured):
 
     .venv/bin/python -m bench                  # everything, writes docs/benchmarks.md
     .venv/bin/python -m bench --quick          # smoke run, small samples, prints only
     .venv/bin/python -m bench --only claim,ack # some figures: claim ack concurrency ticks
-                                               # memory queue idle
+                                               # memory queue idle access slurm
 
 `--output PATH` writes the report elsewhere (partial and quick runs write none by
 default). The served-bot figures run on a private dockerd the bench starts and stops
@@ -350,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
         _log("\n== idle")
         sections.append(_measured("idle", lambda: run_isolated(
             "idle", reps=sizes.idle_reps, small_reps=sizes.idle_small_reps)))
+    if "slurm" in selected:
+        from bench import slurm
+
+        _log("\n== slurm")
+        sections += slurm.run(quick=args.quick, measured=_measured, log=_log)
     grown = growth_section(sections)
     if grown is not None:
         sections.append(grown)

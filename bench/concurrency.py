@@ -65,10 +65,12 @@ def _truncate(url: str) -> None:
         db.dispose()
 
 
-def fire(url: str, users: list[str], gpus: int, *, warm: bool, counter: Any = None
+def fire(url: str, users: list[str], gpus: int, *, warm: bool, counter: Any = None,
+         inventory: Any = None, port_range: tuple[int, int] = PORTS
          ) -> tuple[list[tuple[str, float, str]], float]:
     """All ``users`` claim at once, each thread with its own engine (one connection,
-    opened beforehand). ``warm``: first every thread makes one untimed claim that is
+    opened beforehand), from ``inventory`` (default ``FakeInventory(gpus)``), ports from
+    ``port_range``. ``warm``: first every thread makes one untimed claim that is
     granted (a GPU and port each), so its engine has compiled every statement of a
     claim, as a running bot's engine has; the tables are then emptied."""
     from bot.db.engine import Database
@@ -78,7 +80,7 @@ def fire(url: str, users: list[str], gpus: int, *, warm: bool, counter: Any = No
     from tests.fakes.gpus import FakeInventory
     from tests.fakes.services import build_harness
 
-    inventory = FakeInventory(gpus)
+    inventory = inventory or FakeInventory(gpus)
     plenty = FakeInventory(len(users))
     warmed = threading.Barrier(len(users) + 1)
     ready = threading.Barrier(len(users) + 1)
@@ -103,7 +105,7 @@ def fire(url: str, users: list[str], gpus: int, *, warm: bool, counter: Any = No
                     with lock:
                         warm_errors.append(f"{type(exc).__name__}: {exc}")
             warmed.wait()
-            kit = build_harness(db, inventory=inventory, runtime=object(), port_range=PORTS)
+            kit = build_harness(db, inventory=inventory, runtime=object(), port_range=port_range)
             ready.wait()
             go.wait()
             try:

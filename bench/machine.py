@@ -65,6 +65,11 @@ def describe() -> dict[str, str]:
     except Exception as exc:  # noqa: BLE001 - shown instead
         info["Docker"] = f"unreachable: {str(exc).splitlines()[0]}"
     try:
+        info["Slurm"] = subprocess.run(["slurmctld", "-V"], capture_output=True, text=True,
+                                       check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        info["Slurm"] = "not installed"
+    try:
         from bench import pg
 
         info["PostgreSQL"] = pg.describe(pg.configured_url()).version

@@ -64,10 +64,11 @@ def _expiry(i: int, due: int, now: datetime) -> datetime:
     return spread_expiry(i, due=due, now=now)
 
 
-def populate(db: Any, now: datetime) -> None:
+def populate(db: Any, now: datetime, total: int = TOTAL) -> None:
+    """``total`` active leases on HOST, none due, then statistics gathered."""
     from tests.support.population import populate as bulk_insert
 
-    bulk_insert(db, now, total=TOTAL, host=HOST, expiry=lambda i: _expiry(i, 0, now))
+    bulk_insert(db, now, total=total, host=HOST, expiry=lambda i: _expiry(i, 0, now))
     if not db.is_sqlite:
         with db.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))

@@ -59,6 +59,8 @@ class Cluster:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     user: str = USER
     partition: str = PARTITION
+    nodes: tuple[str, ...] = NODES
+    gpus_per_node: int = GPUS_PER_NODE
 
     @property
     def conf(self) -> Path:
@@ -86,7 +88,7 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while True:
             states = self.node_states()
-            if all(states.get(n, "").rstrip("*~#") == state for n in NODES):
+            if all(states.get(n, "").rstrip("*~#") == state for n in self.nodes):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nodes not {state} after {timeout}s: {states}\n{self.logs()}")
@@ -165,15 +167,17 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, cluster: Clu
     raise RuntimeError(f"{what} does not listen on {port}\n{cluster.logs()}")
 
 
-def start_cluster() -> Cluster:
+def start_cluster(*, nodes: tuple[str, ...] = NODES, gpus_per_node: int = GPUS_PER_NODE) -> Cluster:
+    """``nodes`` × ``gpus_per_node`` fake GPUs, 4 CPUs a node (the tests: 2 × 2; bench/
+    also asks for 2 × 4 and 4 × 2)."""
     root = Path(tempfile.mkdtemp(prefix="gpubot-slurm-"))
     root.chmod(0o755)  # the job user and slurmrestd's user read the configs
     tag = secrets.token_hex(3)
     ports = {"ctld": free_port(), "dbd": free_port(), "rest": free_port()}
-    node_ports = {n: free_port() for n in NODES}
+    node_ports = {n: free_port() for n in nodes}
     cluster = Cluster(root=root, name=f"gpubot{tag}", url=f"http://127.0.0.1:{ports['rest']}",
                       token_file=root / "token", node_ports=node_ports,
-                      database=f"gpubot_slurm_{tag}")
+                      database=f"gpubot_slurm_{tag}", nodes=nodes, gpus_per_node=gpus_per_node)
     for sub in ("log", "state", "spool", "etc"):
         (root / sub).mkdir()
     shared = cluster.shared
@@ -183,15 +187,16 @@ def start_cluster() -> Cluster:
     _write(key, secrets.token_hex(32), 0o600)
     jwt = f"AuthAltTypes=auth/jwt\nAuthAltParameters=jwt_key={key}\n"
     gres_lines, node_lines = [], []
-    for n in NODES:
+    for n in nodes:
         devices = root / "dev" / n
         devices.mkdir(parents=True)
-        for i in range(GPUS_PER_NODE):
+        for i in range(gpus_per_node):
             os.mknod(devices / f"nvidia{i}", 0o666 | 0o020000, os.makedev(195, i))
-        gres_lines.append(f"NodeName={n} Name=gpu Type={GPU_TYPE} File={devices}/nvidia[0-{GPUS_PER_NODE - 1}]")
+        gres_lines.append(f"NodeName={n} Name=gpu Type={GPU_TYPE} "
+                          f"File={devices}/nvidia[0-{gpus_per_node - 1}]")
         node_lines.append(f"NodeName={n} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()} "
                           f"Port={node_ports[n]} CPUs=4 RealMemory=8000 "
-                          f"Gres=gpu:{GPU_TYPE}:{GPUS_PER_NODE} State=UNKNOWN")
+                          f"Gres=gpu:{GPU_TYPE}:{gpus_per_node} State=UNKNOWN")
     _write(root / "etc" / "gres.conf", "AutoDetect=off\n" + "\n".join(gres_lines) + "\n")
     _write(cluster.conf, f"""ClusterName={cluster.name}
 SlurmctldHost=localhost(127.0.0.1)
@@ -224,7 +229,7 @@ SlurmdTimeout=10
 MinJobAge=300
 KillWait=5
 {chr(10).join(node_lines)}
-PartitionName={PARTITION} Nodes={','.join(NODES)} Default=YES MaxTime=7-00:00:00 State=UP
+PartitionName={PARTITION} Nodes={','.join(nodes)} Default=YES MaxTime=7-00:00:00 State=UP
 """)
     _write(root / "etc" / "slurmdbd.conf", f"""AuthType=auth/munge
 {jwt}DbdHost=localhost
@@ -249,7 +254,7 @@ LogFile={root}/log/slurmdbd.log
         ctld = cluster.procs["slurmctld"] = cluster._spawn(
             ["slurmctld", "-D", "-c", "-f", str(cluster.conf)], "slurmctld.out")
         _wait_port(ports["ctld"], ctld, "slurmctld", cluster)
-        for n in NODES:
+        for n in nodes:
             cluster.start_node(n)
         cluster.wait_nodes("idle")
         token = cluster.run("scontrol", "token", f"username={USER}", "lifespan=86400").strip()
