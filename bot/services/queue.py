@@ -149,7 +149,9 @@ class QueueService:
     def grant_waiting(self) -> list[Lease]:
         """One pass: grant, in order, every waiting request that fits now."""
         res, now = self.res, self.res.clock.now()
-        gpus = res.inventory.list_gpus()
+        if not res.db.run(lambda s: QueueRepo(s).waiting()):
+            return []  # nobody waits: no inventory read (on Slurm, a job listing)
+        gpus = res.inventory.list_gpus()  # outside the transaction: no lock held meanwhile
 
         def work(session: Session) -> list[Lease]:
             queue = QueueRepo(session)

@@ -228,3 +228,13 @@ def test_the_queue_view_adds_starts_waiting_in_the_engines_own_queue(kit: Harnes
         raise ConnectionError("slurmrestd is down")
     runtime.waiting = broken
     assert kit.queue.engine_line() == []
+
+
+def test_a_pass_with_nobody_waiting_reads_no_inventory(kit: Harness) -> None:
+    """On Slurm a listing is a REST call over every job: a reconcile tick with an empty
+    queue must not pay for it."""
+    reads: list[int] = []
+    listing = kit.inventory.list_gpus
+    kit.inventory.list_gpus = lambda: reads.append(1) or listing()  # type: ignore[method-assign]
+    assert kit.queue.grant_waiting() == []
+    assert reads == []
