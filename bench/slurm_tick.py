@@ -201,10 +201,10 @@ def section(results: list[dict[str, Any]], *, reps: int, server: str) -> Section
         "cluster of twice the nodes. Time is the call's wall time in this process; "
         "*GET /jobs* the part spent in slurmrestd's job listing (its answer's size "
         "alongside), summed over the tick; statements and SQL as in figure 4. A tick lists "
-        "the jobs once for the engine (`list_managed`) and, when the inventory's 1-second "
-        "cache has run out, once more: the queue step reads `SlurmInventory` (GET /nodes and "
-        "GET /jobs) before it looks for waiting requests, even with none waiting; *ticks "
-        "listing twice* counts those, *median listing once* is the others'. PostgreSQL: a "
+        "the jobs once for the engine (`list_managed`); the queue step reads `SlurmInventory` "
+        "(GET /nodes and GET /jobs once more) only when someone waits (nobody here; before "
+        "f0b9a2b it read it in every tick whose 1-second cache had run out): *ticks listing "
+        "twice* counts any, *median listing once* is the others'. PostgreSQL: a "
         f"fresh database on the configured server ({server}); SQLite: a file in a temp folder."))
     rows, targets = [], []
     for r in results:
