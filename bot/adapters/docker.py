@@ -38,7 +38,7 @@ from bot.adapters.docker_messages import (
     start_failure_message,
 )
 from bot.adapters.docker_pull import ensure_image
-from bot.adapters.docker_ready import http_status, login_url, tail_logs
+from bot.adapters.docker_ready import login_url, tail_logs
 from bot.adapters.docker_state import (
     LABEL_HOST,
     LABEL_LEASE,
@@ -53,6 +53,7 @@ from bot.adapters.docker_workspace import (
     validate_spec,
     workspace_usage,
 )
+from bot.adapters.jupyter_probe import http_status
 from bot.crashpoints import crashpoint
 from bot.domain.errors import ContainerStartError, PortInUse
 from bot.domain.lease import container_name

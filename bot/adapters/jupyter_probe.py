@@ -28,6 +28,23 @@ log = logging.getLogger(__name__)
 TIMEOUT_S = 3.0
 
 
+# Jupyter is reached directly (this host, a cluster node): never through a proxy from the
+# environment.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_status(url: str, *, timeout: float = 2.0) -> int | str:
+    """The HTTP status of GET ``url`` (Jupyter's /login: is it up?), or why there was none
+    (not up yet): both engines' ``wait_ready`` ask this."""
+    try:
+        with _NO_PROXY.open(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError as exc:  # refused, reset, timed out
+        return str(exc)
+
+
 class HttpJupyterProbe:
     def __init__(self, *, host: str, timeout: float = TIMEOUT_S) -> None:
         self.host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host

@@ -30,10 +30,11 @@ from bot.adapters.docker_workspace import (
     validate_spec,
     workspace_usage,
 )
+from bot.adapters.jupyter_probe import http_status
 from bot.adapters.slurm_auth import ClusterAccounts, TokenMinter
 from bot.adapters.slurm_events import watch
 from bot.adapters.slurm_rest import SlurmRest
-from bot.adapters.slurm_runs import RunFolders, http_status, job_user, write_private
+from bot.adapters.slurm_runs import RunFolders, job_user, write_private
 from bot.adapters.slurm_script import (
     HASH_FILE,
     JobRequest,

@@ -8,14 +8,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from bot.adapters.slurm_script import OUTPUT_FILE
 from bot.domain.errors import ContainerStartError
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class RunFolders:
@@ -64,14 +60,3 @@ def job_user(name: str, *, person: bool = False) -> tuple[int, int]:
                 f"The cluster account {name} is unknown on the bot's host, so its files "
                 f"cannot be made theirs; the host must see the cluster's accounts.") from None
         return os.geteuid(), os.getegid()  # the service account: then it must be us
-
-
-def http_status(url: str) -> int | str:
-    """The status Jupyter answers ``url`` with, or why nothing answered."""
-    try:
-        with _NO_PROXY.open(url, timeout=2.0) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError as exc:
-        return str(exc)

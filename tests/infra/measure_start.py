@@ -22,7 +22,8 @@ from pathlib import Path
 import docker
 
 from bot.adapters.docker import DockerRuntime
-from bot.adapters.docker_ready import http_status, login_url
+from bot.adapters.docker_ready import login_url
+from bot.adapters.jupyter_probe import http_status
 from bot.ports import ContainerSpec
 from bot.security import hash_jupyter_password
 from tests.infra.docker_engine import free_port, runtime_config
