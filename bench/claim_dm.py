@@ -7,8 +7,6 @@ import contextlib
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,23 +14,13 @@ from typing import Any
 from bench.result import Section, Table, Target
 from bench.serve import ServedBot, free_block, port_free
 from bench.stats import SUMMARY_HEADER, Summary, row
+from bot.adapters.jupyter_probe import http_status
 
 JUPYTER_PORT = "8888/tcp"
 FLOOR_LABEL = "gpubot.bench.floor"
 POLL_S = 0.02  # the floor polls /login this often: its own error is at most this
 P50_OVER_FLOOR_S = 0.6
 P99_LIMIT_S = 5.0
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _status(url: str) -> int | None:
-    try:
-        with _NO_PROXY.open(url, timeout=1.0) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
 
 
 # --------------------------------------------------------------------------- floor
@@ -87,7 +75,7 @@ class Floor:
             container.start()
             t2 = time.perf_counter()
             deadline = t2 + 120
-            while _status(url) != 200:
+            while http_status(url, timeout=1.0) != 200:
                 if time.perf_counter() > deadline:
                     raise RuntimeError(f"floor container {name}: /login never answered 200")
                 time.sleep(POLL_S)
@@ -137,37 +125,60 @@ def _text(call: Any) -> str:
     return str(call.args.get("text") or "")
 
 
-def claim_once(bot: ServedBot, client: Any, user: str, *, timeout: float = 120.0,
-               check: Any = None) -> ClaimRun:
-    """One claim → access DM → release. ``check(dm)``, when given, runs on the access DM
-    before the release (outside the timing), e.g. to open its URL."""
+def access_dm_since(slack: Any, t0: float, *, failing: str, log: Any = None,
+                    prefix: str = "Your Jupyter on") -> Any:
+    """The access DM (its text starts with ``prefix``) the stand-in recorded since
+    ``t0``, or None yet; a start that failed
+    raises, saying ``failing`` (``Disturbed`` when the engine lost the start under it)."""
+    calls = _calls_since(slack, t0)
+    failed = next((c for c in calls if "could not start" in _text(c)), None)
+    if failed is not None:
+        kind = Disturbed if any(o in _text(failed) for o in OUTSIDE) else RuntimeError
+        tail = f"\n{log()[-3000:]}" if log else ""
+        raise kind(f"{failing}: {_text(failed)}{tail}")
+    return next((c for c in calls if c.method == "chat.postMessage"
+                 and _text(c).startswith(prefix)), None)
+
+
+def claim_until_dm(bot: Any, user: str, *, timeout: float,
+                   phases: tuple[tuple[str, str, str], ...] = PHASES
+                   ) -> tuple[ClaimRun, Any, float]:
+    """`/gpu claim 2h` until the access DM (the timed part of a claim, on either engine):
+    the run with its marks of ``phases`` (the engine's progress messages), the DM's
+    stand-in call, and the wall time it began.
+    A claim that failed raises (``Disturbed`` when the engine lost the start under it)."""
     slack = bot.slack
     t0 = time.time()
     env = slack.slash_command(user, "claim 2h")
     deadline = time.monotonic() + timeout
     dm = None
     while dm is None:
-        calls = _calls_since(slack, t0)
-        dm = next((c for c in calls if c.method == "chat.postMessage"
-                   and _text(c).startswith("Your Jupyter on")), None)
-        failed = next((c for c in calls if "could not start" in _text(c)), None)
-        if failed is not None:
-            kind = Disturbed if any(o in _text(failed) for o in OUTSIDE) else RuntimeError
-            raise kind(f"claim failed: {_text(failed)}")
+        dm = access_dm_since(slack, t0, failing="claim failed", log=bot.log_text)
         if dm is None:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"no access DM within {timeout}s:\n{bot.log_text()[-3000:]}")
+                raise RuntimeError(f"no access DM within {timeout:.0f} s:\n"
+                                   f"{bot.log_text()[-3000:]}")
             time.sleep(0.01)
     match = re.search(r"\(lease (\d+)\)", str(dm.args.get("blocks")))
     if match is None:
         raise RuntimeError(f"access DM without a lease id: {dm.args}")
-    lease_id = int(match.group(1))
-    run = ClaimRun(lease_id=lease_id, total=dm.time - t0, ack=env.latency or float("nan"))
-    for label, method, prefix in PHASES:
+    run = ClaimRun(lease_id=int(match.group(1)), total=dm.time - t0,
+                   ack=env.latency or float("nan"))
+    for label, method, prefix in phases:
         hit = next((c for c in _calls_since(slack, t0)
                     if c.method == method and _text(c).startswith(prefix)), None)
         if hit is not None and hit.time <= dm.time:
             run.marks[label] = hit.time - t0
+    return run, dm, t0
+
+
+def claim_once(bot: ServedBot, client: Any, user: str, *, timeout: float = 120.0,
+               check: Any = None) -> ClaimRun:
+    """One claim → access DM → release. ``check(dm)``, when given, runs on the access DM
+    before the release (outside the timing), e.g. to open its URL."""
+    slack = bot.slack
+    run, dm, _ = claim_until_dm(bot, user, timeout=timeout)
+    lease_id = run.lease_id
     if check is not None:
         check(dm)
     # give the lease back and wait until its container is gone

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.claim_dm import OUTSIDE, Disturbed, Floor, FloorRun, _calls_since, _text
+from bench.claim_dm import Floor, FloorRun, _calls_since, _text, access_dm_since
 from bench.result import Section, Table, Target
 from bench.serve import (BENCH_USER_IDS, ServedBot, launch, remove_bench_containers, standin,
                          stop)
@@ -149,16 +149,8 @@ def handoff_once(bot: ServedBot, client: Any, *, holder: str, holder_lease: int,
     t0 = time.time()
     slack.slash_command(holder, "release")  # the holder's only open lease
 
-    def access_dm() -> Any:
-        calls = _calls_since(slack, t0)
-        failed = next((c for c in calls if "could not start" in _text(c)), None)
-        if failed is not None:
-            kind = Disturbed if any(o in _text(failed) for o in OUTSIDE) else RuntimeError
-            raise kind(f"the waiter's start failed: {_text(failed)}")
-        return next((c for c in calls if c.method == "chat.postMessage"
-                     and _text(c).startswith(READY_PREFIX)), None)
-
-    dm = _wait("no access DM for the waiter", access_dm, bot)
+    dm = _wait("no access DM for the waiter", lambda: access_dm_since(
+        slack, t0, failing="the waiter's start failed", prefix=READY_PREFIX), bot)
     if f"(lease {waiter_lease})" not in str(dm.args.get("blocks")):
         raise RuntimeError(f"the access DM is not for lease {waiter_lease}: {dm.args}")
     released = _wait("no answer to the release", lambda: next(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import shutil
 import subprocess
 import tempfile
@@ -22,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.claim_dm import P50_OVER_FLOOR_S, POLL_S, ClaimRun, _status
+from bench.claim_dm import P50_OVER_FLOOR_S, POLL_S, ClaimRun, claim_until_dm
 from bench.result import Section, Table, Target
 from bench.slurm import TITLES, cluster
 from bench.stats import SUMMARY_HEADER, Summary, row
+from bot.adapters.jupyter_probe import http_status
 
 FLOOR_USER = "UBENCHFLOOR"
 READY_S = 180.0
@@ -145,7 +145,7 @@ class SbatchFloor:
             while True:
                 if t2 is None and (run / PLACEMENT_FILE).exists():
                     t2 = time.perf_counter()
-                if t2 is not None and _status(url) == 200:
+                if t2 is not None and http_status(url, timeout=1.0) == 200:
                     break
                 if time.perf_counter() > deadline:
                     raise RuntimeError(f"floor job {job}: /login never answered 200:\n"
@@ -196,39 +196,12 @@ def claim_once(bot: Any, running: Any, user: str) -> ClaimRun:
     """Figure 1's claim (bench/claim_dm.py) on Slurm: its release waits for the job to
     leave Slurm's queue instead of a container to go; one more mark, when the job's
     script ran on its node."""
-    from bench.claim_dm import _calls_since, _text
-
-    slack = bot.slack
-    t0 = time.time()
-    envelope = slack.slash_command(user, "claim 2h")
-    deadline, dm = time.monotonic() + READY_S, None
-    while dm is None:
-        calls = _calls_since(slack, t0)
-        dm = next((c for c in calls if c.method == "chat.postMessage"
-                   and _text(c).startswith("Your Jupyter on")), None)
-        failed = next((c for c in calls if "could not start" in _text(c)), None)
-        if failed is not None:
-            raise RuntimeError(f"claim failed: {_text(failed)}\n{bot.log_text()[-3000:]}")
-        if dm is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no access DM within {READY_S:.0f} s:\n"
-                                   f"{bot.log_text()[-3000:]}")
-            time.sleep(0.01)
-    match = re.search(r"\(lease (\d+)\)", str(dm.args.get("blocks")))
-    if match is None:
-        raise RuntimeError(f"access DM without a lease id: {dm.args}")
-    run = ClaimRun(lease_id=int(match.group(1)), total=dm.time - t0,
-                   ack=envelope.latency or float("nan"))
-    for label, method, prefix in PHASES:
-        hit = next((c for c in _calls_since(slack, t0)
-                    if c.method == method and _text(c).startswith(prefix)), None)
-        if hit is not None and hit.time <= dm.time:
-            run.marks[label] = hit.time - t0
+    run, _, t0 = claim_until_dm(bot, user, timeout=READY_S, phases=PHASES)
     ran = script_ran_at(running.shared, run.lease_id)
     if ran is not None:
         run.marks[SCRIPT] = ran - t0
     t1 = time.monotonic()
-    slack.slash_command(user, "release")  # the only open lease of this user
+    bot.slack.slash_command(user, "release")  # the only open lease of this user
     wait_gone(running, f"gpubot-{run.lease_id}")
     run.release = time.monotonic() - t1
     return run
