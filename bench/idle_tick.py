@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from bench.result import Section, Table, Target
 from bench.stats import Summary
-from bench.ticks import Statements
+from bench.ticks import Statements, analyze
 
 TOTAL = 10_000
 GPUS = 64
@@ -104,17 +104,8 @@ def populate(db: Any, kit: Any, now: datetime, case: Case) -> dict[int, str]:
         s.execute(insert(gpu_allocations), [{"gpu_uuid": gpus[i - 1].uuid, "host": HOST,
                                              "lease_id": i, "allocated_at": now}
                                             for i in range(1, case.gpus + 1)])
-    _analyze(db)
+    analyze(db)
     return tokens
-
-
-def _analyze(db: Any) -> None:
-    if not db.is_sqlite:
-        with db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
-    else:
-        with db.transaction() as s:
-            s.execute(text("ANALYZE"))
 
 
 def reset(db: Any, kit: Any, now: datetime, case: Case, tokens: dict[int, str], *,

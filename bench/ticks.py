@@ -69,6 +69,11 @@ def populate(db: Any, now: datetime, total: int = TOTAL) -> None:
     from tests.support.population import populate as bulk_insert
 
     bulk_insert(db, now, total=total, host=HOST, expiry=lambda i: _expiry(i, 0, now))
+    analyze(db)
+
+
+def analyze(db: Any) -> None:
+    """Planner statistics after a bulk insert, as a long-running database would have."""
     if not db.is_sqlite:
         with db.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
