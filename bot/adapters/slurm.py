@@ -278,13 +278,6 @@ class SlurmRuntime:
         job = self._current(self._rest.jobs(), lease_id)
         return found if job is not None and found and found.job_id == int(job["job_id"]) else None
 
-    def access_address(self, lease_id: int) -> str | None:
-        """The address of the node the lease's job runs on (its Jupyter's host)."""
-        job = self._current(self._rest.jobs(), lease_id)
-        if job is None or not job.get("batch_host"):
-            return None
-        return self._address(str(job["batch_host"]))
-
     def waiting(self) -> dict[int, EngineWait]:
         return pending_waits(self._rest.jobs(), partition=self._config.partition, lease_of=self._lease)
 
@@ -295,14 +288,8 @@ class SlurmRuntime:
         if job is None or not is_alive(job):
             raise ContainerStartError(f"Lease {lease_id} has no live Slurm job to extend.")
         started = datetime.fromtimestamp(int(job.get("start_time") or time.time()), UTC)
-        self.extend(lease_id, ends_at + self._config.grace - started, job=job)
-
-    def extend(self, lease_id: int, time_limit: timedelta, *, job: dict[str, Any] | None = None) -> None:
-        """Set the job's time limit (from its start): needs an operator token (slurmdbd)."""
-        job = job or self._current(self._rest.jobs(), lease_id)
-        if job is None or not is_alive(job):
-            raise ContainerStartError(f"Lease {lease_id} has no live Slurm job to extend.")
-        self._rest.update(int(job["job_id"]), {"time_limit": minutes(time_limit)})
+        limit = ends_at + self._config.grace - started
+        self._rest.update(int(job["job_id"]), {"time_limit": minutes(limit)})
 
     def workspace_usage(self, user_id: str) -> int | None:
         return workspace_usage(self._config.workspace_root, user_id)
